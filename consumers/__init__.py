@@ -1,0 +1,1 @@
+"""Consumers: subscribe to the ordered stream and fold it (shared machinery for every consumer)."""

@@ -1,0 +1,1 @@
+"""The OMS: order lifecycle and positions folded from the sequenced stream."""

@@ -1,0 +1,1 @@
+"""The embeddable pre-trade risk gate that refuses against stale state."""

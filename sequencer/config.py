@@ -45,7 +45,7 @@ SECTION_OWNERS: dict[str, str] = {
     "instruments": "sequencer.config:load_registry",
     "accounts": "sequencer.config:load_registry",
     "venues": "sequencer.config:load_registry",
-    "gate": "",
+    "gate": "risk_gate.limits:load_gate_config",
     "demo": "",
     "audit": "",
 }

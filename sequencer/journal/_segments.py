@@ -1,0 +1,232 @@
+"""The set of segments of one journal directory: discovery, recovery walk and record reads."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from bisect import bisect_right
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from sequencer.journal._errors import JournalCorrupt, JournalError, Problem
+from sequencer.journal._format import HDR, FrameIndex, list_segments, read_index, walk_frames
+from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE
+
+__all__ = ["Segment", "SegmentSet", "SMALL_FRAME", "GATHER_RECORDS"]
+
+# Frames with fewer records than this are copied together into one chunk on read: one
+# numpy view per tiny frame would cost more than the copy.
+SMALL_FRAME = 64
+GATHER_RECORDS = 4096
+_UNITS_PER_RECORD = RECORD_SIZE // 32
+
+
+class Segment:
+    """One segment file: its frame index, the end of its valid bytes and a read-only mapping."""
+
+    __slots__ = ("path", "name", "first_seq", "index", "end", "_map")
+
+    def __init__(self, first_seq: int, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self.first_seq = first_seq
+        self.index = FrameIndex()
+        self.end = 0
+        self._map: mmap.mmap | None = None
+
+    def last_seq(self, n: int | None = None) -> int:
+        """Seq of the last record among the first ``n`` frames (``first_seq - 1`` if none)."""
+        last = self.index.last_seq(n)
+        return self.first_seq - 1 if last < 0 else last
+
+    def last_epoch(self) -> int:
+        """Epoch of the last frame (0 if the segment is empty)."""
+        return self.index.epoch[-1] if len(self.index) else 0
+
+    def mapping(self, need: int) -> mmap.mmap:
+        """A read-only mapping covering at least ``need`` bytes; remapped when the file grew.
+
+        An old mapping is dropped, not closed: numpy views handed out keep it alive.
+        """
+        if self._map is None or len(self._map) < need:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < need:
+                    raise JournalError(f"segment {self.name} is {size} bytes, expected at least {need} (truncated under us?)")
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return self._map
+
+    def drop_mapping(self) -> None:
+        """Forget the mapping (views already handed out keep theirs alive)."""
+        self._map = None
+
+
+class SegmentSet:
+    """All segments of a journal directory, discovered and walked incrementally.
+
+    ``refresh`` picks up segments and bytes written since the last call. Sealed segments use
+    their sidecar index when it matches (unless ``verify``); the last segment is always walked
+    with checksums. A problem with valid data after it raises :class:`JournalCorrupt`; a torn
+    end of the last segment is kept in ``tail_problem`` and the valid data stops before it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.segments: list[Segment] = []
+        self.tail_problem: Problem | None = None
+        self.lock = threading.Lock()
+        self.indexes_rebuilt: list[str] = []
+
+    @property
+    def last_seq(self) -> int:
+        for seg in reversed(self.segments):
+            if len(seg.index):
+                return seg.last_seq()
+        return 0
+
+    @property
+    def first_seq(self) -> int:
+        for seg in self.segments:
+            if len(seg.index):
+                return seg.index.first_seq[0]
+        return 0
+
+    @property
+    def last_epoch(self) -> int:
+        for seg in reversed(self.segments):
+            if len(seg.index):
+                return seg.last_epoch()
+        return 0
+
+    def refresh(self, verify: bool = False, use_index: bool = True) -> None:
+        """Discover new segments and walk new bytes; raises :class:`JournalCorrupt`."""
+        listed = list_segments(self.path)
+        known = [(s.first_seq, s.path) for s in self.segments]
+        if listed[: len(known)] != known:
+            # Segments vanished or were renamed under us: start over rather than guess.
+            self.segments = []
+        self.tail_problem = None
+        for i, (first, path) in enumerate(listed):
+            last = i == len(listed) - 1
+            if i < len(self.segments):
+                seg = self.segments[i]
+            else:
+                seg = Segment(first, path)
+                if i and first != self.segments[i - 1].last_seq() + 1:
+                    want = self.segments[i - 1].last_seq() + 1
+                    raise JournalCorrupt(
+                        Problem(path.name, 0, want, f"segment starts at seq {first}, expected {want} (segment missing or misnamed)")
+                    )
+                self.segments.append(seg)
+            self._walk(seg, last, verify, use_index)
+            if self.tail_problem is not None:
+                break
+
+    def _walk(self, seg: Segment, last: bool, verify: bool, use_index: bool) -> None:
+        size = os.stat(seg.path).st_size
+        if size <= seg.end:
+            return
+        if seg.end == 0 and not last and use_index and not verify:
+            idx = read_index(seg.path, seg.first_seq, size)
+            if idx is not None:
+                seg.index, seg.end = idx, size
+                return
+        prev = self.segments[self.segments.index(seg) - 1] if seg is not self.segments[0] else None
+        expect = seg.last_seq() + 1
+        min_epoch = seg.last_epoch() if len(seg.index) else (prev.last_epoch() if prev else 0)
+        buf = seg.mapping(size)
+        end, problem = walk_frames(buf, seg.name, seg.end, size, expect, min_epoch, seg.index, True)
+        seg.end = end
+        if not last and seg.end == size:
+            self.indexes_rebuilt.append(seg.name)
+        if problem is None:
+            return
+        if last and problem.torn:
+            self.tail_problem = problem
+            return
+        if not last and problem.torn:
+            problem = Problem(problem.segment, problem.offset, problem.seq, problem.reason + " (not the last segment)", False)
+        raise JournalCorrupt(problem)
+
+    def snapshot(self) -> list[tuple[Segment, int]]:
+        """``(segment, frame count)`` pairs as of now; reads stop there even while appends go on."""
+        with self.lock:
+            return [(s, len(s.index)) for s in self.segments]
+
+    def iter_records(self, from_seq: int, to_seq: int | None, verify: bool) -> Iterator[np.ndarray]:
+        """Read-only record arrays covering ``from_seq .. to_seq`` (inclusive) in seq order."""
+        snap = self.snapshot()
+        if to_seq is None:
+            to_seq = max((s.last_seq(n) for s, n in snap if n), default=0)
+        if to_seq < from_seq:
+            return
+        firsts = [s.first_seq for s, _ in snap]
+        start = max(bisect_right(firsts, from_seq) - 1, 0)
+        for seg, n in snap[start:]:
+            if n == 0:
+                continue
+            if seg.index.first_seq[0] > to_seq:
+                break
+            yield from _segment_records(seg, n, from_seq, to_seq, verify)
+
+
+def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: bool) -> Iterator[np.ndarray]:
+    idx = seg.index
+    need = idx.offset[n - 1] + HEADER_SIZE + idx.count[n - 1] * RECORD_SIZE
+    buf = seg.mapping(need)
+    mv = memoryview(buf)
+    pending: list[tuple[int, int]] = []
+    pending_n = 0
+    for j in range(idx.find(from_seq, n), n):
+        first = idx.first_seq[j]
+        if first > to_seq:
+            break
+        count = idx.count[j]
+        lo = from_seq - first if from_seq > first else 0
+        hi = to_seq - first + 1 if to_seq < first + count - 1 else count
+        if hi <= lo:
+            continue
+        off = idx.offset[j]
+        if verify:
+            _verify_frame(seg, mv, off, count, first)
+        if hi - lo >= SMALL_FRAME:
+            if pending:
+                yield _gather(buf, need, pending, pending_n)
+                pending, pending_n = [], 0
+            yield np.frombuffer(buf, dtype=RECORD_DTYPE, count=hi - lo, offset=off + HEADER_SIZE + lo * RECORD_SIZE)
+        else:
+            pending.append((off + HEADER_SIZE + lo * RECORD_SIZE, hi - lo))
+            pending_n += hi - lo
+            if pending_n >= GATHER_RECORDS:
+                yield _gather(buf, need, pending, pending_n)
+                pending, pending_n = [], 0
+    if pending:
+        yield _gather(buf, need, pending, pending_n)
+
+
+def _verify_frame(seg: Segment, mv: memoryview, off: int, count: int, first: int) -> None:
+    size = HEADER_SIZE + count * RECORD_SIZE
+    want = HDR.unpack_from(mv, off)[4]
+    if xxhash.xxh3_64_intdigest(mv[off + 16 : off + size]) != want:
+        raise JournalCorrupt(Problem(seg.name, off, first, "checksum mismatch on read"))
+
+
+def _gather(buf: mmap.mmap, need: int, pending: list[tuple[int, int]], total: int) -> np.ndarray:
+    """Copy the records of several small frames into one read-only array.
+
+    Every frame and record boundary is a multiple of 32 bytes, so the segment is viewed as
+    32-byte units and each record is 4 consecutive units.
+    """
+    units = np.frombuffer(buf, dtype="V32", count=need // 32)
+    starts = np.fromiter((s for s, _ in pending), dtype=np.int64, count=len(pending)) // 32
+    counts = np.fromiter((c for _, c in pending), dtype=np.int64, count=len(pending))
+    run_start = np.repeat(starts, counts)
+    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = (run_start + within * _UNITS_PER_RECORD)[:, None] + np.arange(_UNITS_PER_RECORD)
+    out = units[rows].view(RECORD_DTYPE).reshape(total)
+    out.flags.writeable = False
+    return out

@@ -1,0 +1,70 @@
+"""Summaries of a journal built from its frame indexes: segments, epochs, counts by kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sequencer.journal._segments import SegmentSet
+from sequencer.protocol import KIND_NAMES, RECORD_DTYPE
+
+__all__ = ["SegmentInfo", "segment_infos", "epoch_ranges", "concat_records", "count_kinds"]
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """One segment file: its name, seq range (``last_seq = first_seq - 1`` when empty), size."""
+
+    name: str
+    first_seq: int
+    last_seq: int
+    frames: int
+    records: int
+    bytes: int
+    epochs: tuple[int, ...]
+    sealed: bool
+
+
+def segment_infos(segset: SegmentSet) -> list[SegmentInfo]:
+    """A :class:`SegmentInfo` per segment, as of now."""
+    snap = segset.snapshot()
+    out = []
+    for i, (seg, n) in enumerate(snap):
+        idx = seg.index
+        epochs = tuple(sorted(set(idx.epoch[:n])))
+        records = int(sum(idx.count[:n]))
+        size = idx.offset[n - 1] + 32 + idx.count[n - 1] * 128 if n else 0
+        out.append(SegmentInfo(seg.name, seg.first_seq, seg.last_seq(n), n, records, size, epochs, i < len(snap) - 1))
+    return out
+
+
+def epoch_ranges(segset: SegmentSet) -> list[tuple[int, int, int]]:
+    """``(epoch, first_seq, last_seq)`` per run of frames with one epoch, in seq order."""
+    runs: list[tuple[int, int, int]] = []
+    for seg, n in segset.snapshot():
+        idx = seg.index
+        for j in range(n):
+            epoch, first, last = idx.epoch[j], idx.first_seq[j], idx.first_seq[j] + idx.count[j] - 1
+            if runs and runs[-1][0] == epoch:
+                runs[-1] = (epoch, runs[-1][1], last)
+            else:
+                runs.append((epoch, first, last))
+    return runs
+
+
+def concat_records(chunks: Iterable[np.ndarray]) -> np.ndarray:
+    """Concatenate record chunks into one writable array (empty array when there are none)."""
+    parts = list(chunks)
+    if not parts:
+        return np.zeros(0, dtype=RECORD_DTYPE)
+    return np.concatenate(parts)
+
+
+def count_kinds(chunks: Iterable[np.ndarray]) -> dict[str, int]:
+    """Records per kind name over all chunks (unknown kinds as ``unknown(<n>)``)."""
+    counts = np.zeros(256, dtype=np.int64)
+    for chunk in chunks:
+        counts += np.bincount(chunk["kind"], minlength=256)
+    return {KIND_NAMES.get(k, f"unknown({k})"): int(counts[k]) for k in np.flatnonzero(counts)}

@@ -1,0 +1,219 @@
+"""The Book: the shared fold state that both the OMS and the risk gate keep, as numpy arrays.
+
+Arrays (``A = max_account_id + 1``, ``I = max_instrument_id + 1``, ``V = max_venue_id + 1``;
+index 0 means none/all, venue 0 = unattributed):
+
+=================  ============  ==========================================================
+``pos``            int64[A, I]   net position in lots (``pos[a, i] == vpos[a, :, i].sum()``)
+``vpos``           int64[A,V,I]  net position per venue
+``cost``           int64[A, I]   cost basis in ticks x lots (signed like ``pos``; avg = cost/pos)
+``rpnl``           int64[A, I]   realized PnL in ticks x lots
+``open_buy``       int64[A, I]   open (leaves) buy lots of live orders
+``open_sell``      int64[A, I]   open (leaves) sell lots of live orders
+``open_orders``    int64[A]      live orders (pending_new, new, partially_filled)
+``ref_px``         int64[I]      reference price in ticks (0 = none yet)
+``ref_ts``         int64[I]      ``ts_ns`` of the record that set ``ref_px``
+``tstate_all``     int8[1]       trading state of everything (``TradingState``)
+``tstate_acct``    int8[A]       trading state per account
+``tstate_instr``   int8[I]       trading state per instrument
+``orders``         ORDER_DTYPE   order table, rows ``[:n_orders]`` in creation order
+``anomalies``      ANOMALY_DTYPE anomalies, rows ``[:n_anomalies]`` in seq order
+``trades``         TRADE_DTYPE   venue trade ids applied, rows ``[:n_trades]``
+=================  ============  ==========================================================
+
+The order-id index and the trade-id set are open-addressing tables (``consumers.hashtable``)
+rebuilt from the order table / trade log whenever a batch could push them past half full,
+*before* the kernel runs, so the kernel never allocates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from consumers.hashtable import build_id_table, build_pair_table, id_find, pair_find, table_capacity, table_shift
+from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, TRADE_DTYPE, apply_batch, check_batch
+from oms.states import NEXT
+from sequencer.protocol import RECORD_DTYPE
+from sequencer.registry import Registry, default_registry
+
+__all__ = ["Book", "BookError", "ORDER_DTYPE", "ANOMALY_DTYPE", "TRADE_DTYPE", "STATE_ARRAYS", "registry_shape"]
+
+# Fixed order of the arrays in state hashes and snapshots.
+STATE_ARRAYS = (
+    "pos", "vpos", "cost", "rpnl", "open_buy", "open_sell", "open_orders", "ref_px", "ref_ts",
+    "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trades",
+)
+_TABLES = {"orders": 0, "anomalies": 1, "trades": 2}
+
+
+class BookError(ValueError):
+    """A batch the Book cannot fold (bad id, kind, side, seq); nothing of it was applied."""
+
+
+def registry_shape(registry: Registry) -> tuple[int, int, int]:
+    """``(A, I, V)``: array extents for a registry's largest account, instrument and venue ids."""
+    return registry.max_account_id + 1, registry.max_instrument_id + 1, registry.max_venue_id + 1
+
+
+class Book:
+    """Positions, open quantities, reference prices, trading states and orders, folded in batches."""
+
+    def __init__(self, registry: Registry | None = None, *, shape: tuple[int, int, int] | None = None, capacity: int = 1024) -> None:
+        self.registry = registry if registry is not None else default_registry()
+        self.shape = tuple(shape) if shape is not None else registry_shape(self.registry)
+        a, i, v = self.shape
+        z = np.zeros
+        self.pos = z((a, i), np.int64)
+        self.vpos = z((a, v, i), np.int64)
+        self.cost = z((a, i), np.int64)
+        self.rpnl = z((a, i), np.int64)
+        self.open_buy = z((a, i), np.int64)
+        self.open_sell = z((a, i), np.int64)
+        self.open_orders = z(a, np.int64)
+        self.ref_px = z(i, np.int64)
+        self.ref_ts = z(i, np.int64)
+        self.tstate_all = z(1, np.int8)
+        self.tstate_acct = z(a, np.int8)
+        self.tstate_instr = z(i, np.int8)
+        self.orders = z(max(capacity, 1), ORDER_DTYPE)
+        self.anomalies = z(max(capacity, 1), ANOMALY_DTYPE)
+        self.trades = z(max(capacity, 1), TRADE_DTYPE)
+        # [n_orders, n_anomalies, n_trades, applied_seq]; an array so the kernel updates it.
+        self.counts = z(4, np.int64)
+        self._rebuild_tables(table_capacity(capacity), table_capacity(capacity))
+
+    # -- sizes -------------------------------------------------------------------------
+    @property
+    def applied_seq(self) -> int:
+        """Seq of the last record folded (0 before any)."""
+        return int(self.counts[3])
+
+    @property
+    def n_orders(self) -> int:
+        return int(self.counts[0])
+
+    @property
+    def n_anomalies(self) -> int:
+        return int(self.counts[1])
+
+    @property
+    def n_trades(self) -> int:
+        return int(self.counts[2])
+
+    # -- folding -----------------------------------------------------------------------
+    def apply(self, records: np.ndarray) -> None:
+        """Fold a batch whose first seq is ``applied_seq + 1`` (contiguous); all or nothing.
+
+        Raises :class:`BookError` naming the first unusable record (id outside the registry,
+        unknown kind, bad side or qty, non-contiguous seq) before anything is applied.
+        """
+        if records.dtype != RECORD_DTYPE:
+            raise TypeError(f"records must have RECORD_DTYPE, got {records.dtype}")
+        if len(records) == 0:
+            return
+        a, i, v = self.shape
+        bad, err, n_new, n_fill, n_events = check_batch(records, self.applied_seq + 1, a, i, v)
+        if bad >= 0:
+            rec = records[bad]
+            raise BookError(
+                f"record {bad} of the batch (seq {int(rec['seq'])}, kind {int(rec['kind'])}): {BATCH_ERRORS[err]}"
+                f" [applied_seq {self.applied_seq}, shape A,I,V={self.shape}]"
+            )
+        self._reserve(n_new, n_fill, n_events)
+        apply_batch(
+            records, self.pos, self.vpos, self.cost, self.rpnl, self.open_buy, self.open_sell,
+            self.open_orders, self.ref_px, self.ref_ts, self.tstate_all, self.tstate_acct,
+            self.tstate_instr, self.orders, self._ord_keys, self._ord_vals, self._ord_shift,
+            self.trades, self._tr_keys, self._tr_venues, self._tr_shift, self.anomalies,
+            self.counts, NEXT,
+        )
+
+    def _reserve(self, n_new: int, n_fill: int, n_events: int) -> None:
+        """Grow tables so the batch's worst case fits (each record adds at most one row to each)."""
+        need = (self.n_orders + n_new, self.n_anomalies + n_events, self.n_trades + n_fill)
+        for name, want in zip(_TABLES, need):
+            table = getattr(self, name)
+            if want > len(table):
+                grown = np.zeros(max(want, 2 * len(table)), table.dtype)
+                used = int(self.counts[_TABLES[name]])
+                grown[:used] = table[:used]
+                setattr(self, name, grown)
+        ord_cap = len(self._ord_keys)
+        tr_cap = len(self._tr_keys)
+        if 2 * need[0] > ord_cap or 2 * need[2] > tr_cap:
+            self._rebuild_tables(max(ord_cap, table_capacity(need[0])), max(tr_cap, table_capacity(need[2])))
+
+    def _rebuild_tables(self, ord_cap: int, tr_cap: int) -> None:
+        self._ord_shift = table_shift(ord_cap)
+        self._ord_keys, self._ord_vals = build_id_table(self.orders["order_id"][: self.n_orders].copy(), ord_cap, self._ord_shift)
+        self._tr_shift = table_shift(tr_cap)
+        live = self.trades[: self.n_trades]
+        self._tr_keys, self._tr_venues = build_pair_table(live["venue"].copy(), live["trade_id"].copy(), tr_cap, self._tr_shift)
+
+    # -- queries -----------------------------------------------------------------------
+    def order_slot(self, order_id: int) -> int:
+        """Row of ``order_id`` in ``orders`` or ``-1`` if the Book has not seen it."""
+        if order_id <= 0:
+            return -1
+        return int(id_find(self._ord_keys, self._ord_vals, self._ord_shift, order_id))
+
+    def has_trade(self, venue: int, trade_id: int) -> bool:
+        """Whether a fill with this (venue, trade id) has been applied."""
+        return bool(pair_find(self._tr_keys, self._tr_venues, self._tr_shift, venue, trade_id))
+
+    def live_orders(self) -> np.ndarray:
+        """The order table rows that exist (a view)."""
+        return self.orders[: self.n_orders]
+
+    def live_anomalies(self) -> np.ndarray:
+        """The anomaly rows recorded so far (a view)."""
+        return self.anomalies[: self.n_anomalies]
+
+    def live_trades(self) -> np.ndarray:
+        """The trade-id log (a view)."""
+        return self.trades[: self.n_trades]
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every state array in ``STATE_ARRAYS`` order; growable tables cut to their live part."""
+        out = {}
+        for name in STATE_ARRAYS:
+            arr = getattr(self, name)
+            if name in _TABLES:
+                arr = arr[: int(self.counts[_TABLES[name]])]
+            out[name] = arr
+        return out
+
+    def state_hash(self) -> str:
+        """blake2b over the state arrays (fixed order, live parts) and ``applied_seq``, hex."""
+        h = hashlib.blake2b(digest_size=32)
+        h.update(b"seqrisk-book-v1")
+        h.update(int(self.applied_seq).to_bytes(8, "little", signed=True))
+        for name, arr in self.state_arrays().items():
+            h.update(f"{name}:{arr.dtype.str}:{arr.dtype.descr}:{arr.shape}".encode())
+            h.update(np.ascontiguousarray(arr).view(np.uint8).reshape(-1).data)
+        return h.hexdigest()
+
+    def load_arrays(self, arrays: dict[str, np.ndarray], applied_seq: int) -> None:
+        """Replace the state with ``arrays`` (as from :meth:`state_arrays`); checks every shape."""
+        for name in STATE_ARRAYS:
+            if name not in arrays:
+                raise BookError(f"state is missing array {name!r}")
+            arr = arrays[name]
+            mine = getattr(self, name)
+            if arr.dtype != mine.dtype:
+                raise BookError(f"array {name!r} has dtype {arr.dtype}, expected {mine.dtype}")
+            if name not in _TABLES and arr.shape != mine.shape:
+                raise BookError(f"array {name!r} has shape {arr.shape}, this Book has {mine.shape}")
+        for name in STATE_ARRAYS:
+            arr = arrays[name]
+            if name in _TABLES:
+                table = np.zeros(max(len(arr), 1024), arr.dtype)
+                table[: len(arr)] = arr
+                setattr(self, name, table)
+                self.counts[_TABLES[name]] = len(arr)
+            else:
+                getattr(self, name)[...] = arr
+        self.counts[3] = applied_seq
+        self._rebuild_tables(table_capacity(self.n_orders), table_capacity(self.n_trades))

@@ -1,0 +1,458 @@
+"""Ingest checks: frame headers of a drain and the per-kind validation of every record.
+
+The per-kind rules (``docs/sequencer.md``) run in one numba kernel over a whole drain of
+frames; :func:`validate_frames_py` is the plain-Python reference the tests compare it with.
+The kernel reports, per frame, the first bad record, a :class:`ResultCode` and the index of
+the offending field in :data:`FIELD_NAMES`, so the reply can name the field and its value.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import xxhash
+from numba import njit
+
+from sequencer.codes import LimitType, RefuseReason, ResultCode
+from sequencer.protocol import (
+    HEADER_SIZE,
+    MAGIC,
+    MAX_FRAME_RECORDS,
+    PROTOCOL_VERSION,
+    RECORD_DTYPE,
+    RECORD_SIZE,
+    TEXT_SIZE,
+    FrameError,
+    FrameType,
+    Kind,
+)
+from sequencer.registry import Registry
+
+__all__ = [
+    "FIELD_NAMES",
+    "check_ingest_frame",
+    "validate_frames",
+    "validate_frames_py",
+    "validate_records",
+    "Masks",
+    "describe_error",
+]
+
+# Index of the field a validation error is about (kernel output -> name in the reply).
+FIELD_NAMES = (
+    "kind", "flags", "producer", "producer_seq", "account", "instrument", "venue", "side",
+    "qty", "price", "order_id", "aux1", "code", "text", "scope",
+)
+F_KIND, F_FLAGS, F_PRODUCER, F_PSEQ, F_ACCOUNT, F_INSTRUMENT, F_VENUE, F_SIDE = range(8)
+F_QTY, F_PRICE, F_ORDER_ID, F_AUX1, F_CODE, F_TEXT, F_SCOPE = range(8, 15)
+
+_OK = int(ResultCode.OK)
+_UNKNOWN_KIND = int(ResultCode.UNKNOWN_KIND)
+_UNKNOWN_ACCOUNT = int(ResultCode.UNKNOWN_ACCOUNT)
+_UNKNOWN_INSTRUMENT = int(ResultCode.UNKNOWN_INSTRUMENT)
+_UNKNOWN_VENUE = int(ResultCode.UNKNOWN_VENUE)
+_BAD_QTY = int(ResultCode.BAD_QTY)
+_BAD_PRICE = int(ResultCode.BAD_PRICE)
+_BAD_SIDE = int(ResultCode.BAD_SIDE)
+_BAD_ORDER_ID = int(ResultCode.BAD_ORDER_ID)
+_BAD_PRODUCER = int(ResultCode.BAD_PRODUCER)
+_NOT_INCREASING = int(ResultCode.PRODUCER_SEQ_NOT_INCREASING)
+_BAD_SCOPE = int(ResultCode.BAD_SCOPE)
+_BAD_TRADE_ID = int(ResultCode.BAD_TRADE_ID)
+_BAD_TEXT = int(ResultCode.BAD_TEXT)
+_BAD_LIMIT = int(ResultCode.BAD_LIMIT)
+_BAD_REASON_CODE = int(ResultCode.BAD_REASON_CODE)
+_BAD_RECORD_FLAGS = int(ResultCode.BAD_RECORD_FLAGS)
+
+_MIN_KIND, _MAX_KIND = int(min(Kind)), int(max(Kind))
+_MIN_REFUSE, _MAX_REFUSE = int(min(RefuseReason)), int(max(RefuseReason))
+_MIN_LIMIT, _MAX_LIMIT = int(min(LimitType)), int(max(LimitType))
+_K_NEW, _K_REFUSED, _K_ACK, _K_REJECT, _K_FILL, _K_CANCEL = 1, 2, 3, 4, 5, 6
+_K_RESET, _K_PRICE, _K_LIMIT, _K_HALT, _K_RESUME, _K_REDUCE = 7, 8, 9, 10, 11, 12
+_TEXT_OFFSET = RECORD_DTYPE.fields["text"][1]
+
+_HEADER = struct.Struct("<4sHBBQIIq")
+_INGEST = int(FrameType.INGEST)
+
+
+class Masks:
+    """The registry's ``valid[id]`` arrays (accounts, instruments, venues) for the kernel."""
+
+    __slots__ = ("account", "instrument", "venue")
+
+    def __init__(self, registry: Registry) -> None:
+        self.account, self.instrument, self.venue = registry.valid_masks()
+
+
+def check_ingest_frame(buf: bytes) -> int:
+    """Validate an ingest frame's header, size and checksum; returns its record count.
+
+    Same rules and codes as :func:`sequencer.protocol.decode_frame` (plus: the type must be
+    INGEST), written with ``struct`` because it runs once per ingest frame.
+    Raises :class:`FrameError`.
+    """
+    size = len(buf)
+    if size == 0:
+        raise FrameError(ResultCode.EMPTY_FRAME, "frame is empty")
+    if size < HEADER_SIZE:
+        raise FrameError(ResultCode.BAD_SIZE, f"frame is {size} bytes, shorter than the {HEADER_SIZE}-byte header")
+    magic, version, ftype, flags, checksum, _epoch, count, _first = _HEADER.unpack_from(buf)
+    if magic != MAGIC:
+        raise FrameError(ResultCode.BAD_MAGIC, f"magic is {magic!r}, expected {MAGIC!r}")
+    if version != PROTOCOL_VERSION:
+        raise FrameError(ResultCode.BAD_VERSION, f"protocol version {version}, this build speaks {PROTOCOL_VERSION}")
+    if ftype != _INGEST:
+        raise FrameError(ResultCode.BAD_FRAME_TYPE, f"frame type {ftype} on the ingest socket, expected 1 (ingest)")
+    if flags != 0:
+        raise FrameError(ResultCode.BAD_FLAGS, f"header flags {flags} must be 0")
+    if count > MAX_FRAME_RECORDS:
+        raise FrameError(ResultCode.BAD_COUNT, f"record count {count} exceeds {MAX_FRAME_RECORDS}")
+    if count == 0:
+        raise FrameError(ResultCode.BAD_COUNT, "an ingest frame must hold at least one record")
+    want = HEADER_SIZE + count * RECORD_SIZE
+    if size != want:
+        raise FrameError(ResultCode.BAD_SIZE, f"frame is {size} bytes, header says {count} records = {want} bytes")
+    got = xxhash.xxh3_64_intdigest(memoryview(buf)[16:])
+    if got != checksum:
+        raise FrameError(ResultCode.BAD_CHECKSUM, f"checksum {got:#018x} != header {checksum:#018x}")
+    return count
+
+
+@njit(cache=True)
+def _known(mask, ident):
+    return ident < mask.shape[0] and mask[ident]
+
+
+@njit(cache=True)
+def _check_text(text, i):
+    # NUL padded UTF-8: after the first NUL only NULs; the prefix is well-formed UTF-8.
+    n = text.shape[1]
+    end = n
+    for j in range(n):
+        if text[i, j] == 0:
+            end = j
+            break
+    for j in range(end, n):
+        if text[i, j] != 0:
+            return False
+    j = 0
+    while j < end:
+        b = text[i, j]
+        if b < 0x80:
+            j += 1
+            continue
+        if 0xC2 <= b <= 0xDF:
+            need = 1
+        elif 0xE0 <= b <= 0xEF:
+            need = 2
+        elif 0xF0 <= b <= 0xF4:
+            need = 3
+        else:
+            return False
+        if j + need >= end:
+            return False
+        for k in range(1, need + 1):
+            if text[i, j + k] & 0xC0 != 0x80:
+                return False
+        if need == 2:
+            b1 = text[i, j + 1]
+            if (b == 0xE0 and b1 < 0xA0) or (b == 0xED and b1 > 0x9F):
+                return False
+        elif need == 3:
+            b1 = text[i, j + 1]
+            if (b == 0xF0 and b1 < 0x90) or (b == 0xF4 and b1 > 0x8F):
+                return False
+        j += need + 1
+    return True
+
+
+@njit(cache=True)
+def _check_one(i, kind, flags, producer, account, instrument, venue, side, qty, price,
+               order_id, aux1, code, text, acc_mask, ins_mask, ven_mask):
+    """(code, field) of the first rule record ``i`` breaks, or (0, -1)."""
+    k = kind[i]
+    if k < _MIN_KIND or k > _MAX_KIND:
+        return _UNKNOWN_KIND, F_KIND
+    if flags[i] != 0:
+        return _BAD_RECORD_FLAGS, F_FLAGS
+    if producer[i] == 0:
+        return _BAD_PRODUCER, F_PRODUCER
+    a = account[i]
+    ins = instrument[i]
+    v = venue[i]
+    s = side[i]
+    if a != 0 and not _known(acc_mask, a):
+        return _UNKNOWN_ACCOUNT, F_ACCOUNT
+    if ins != 0 and not _known(ins_mask, ins):
+        return _UNKNOWN_INSTRUMENT, F_INSTRUMENT
+    if v != 0 and not _known(ven_mask, v):
+        return _UNKNOWN_VENUE, F_VENUE
+    if s > 2:
+        return _BAD_SIDE, F_SIDE
+    if not _check_text(text, i):
+        return _BAD_TEXT, F_TEXT
+    if k == _K_NEW or k == _K_REFUSED or k == _K_FILL:
+        if a == 0:
+            return _UNKNOWN_ACCOUNT, F_ACCOUNT
+        if ins == 0:
+            return _UNKNOWN_INSTRUMENT, F_INSTRUMENT
+        if v == 0:
+            return _UNKNOWN_VENUE, F_VENUE
+        if s == 0:
+            return _BAD_SIDE, F_SIDE
+        if qty[i] <= 0:
+            return _BAD_QTY, F_QTY
+        if order_id[i] <= 0:
+            return _BAD_ORDER_ID, F_ORDER_ID
+        if k == _K_FILL:
+            if price[i] <= 0:
+                return _BAD_PRICE, F_PRICE
+            if aux1[i] <= 0:
+                return _BAD_TRADE_ID, F_AUX1
+        else:
+            if price[i] < 0:
+                return _BAD_PRICE, F_PRICE
+            if k == _K_REFUSED and (code[i] < _MIN_REFUSE or code[i] > _MAX_REFUSE):
+                return _BAD_REASON_CODE, F_CODE
+    elif k == _K_ACK or k == _K_REJECT or k == _K_CANCEL:
+        if order_id[i] <= 0:
+            return _BAD_ORDER_ID, F_ORDER_ID
+        if qty[i] < 0:
+            return _BAD_QTY, F_QTY
+        if price[i] < 0:
+            return _BAD_PRICE, F_PRICE
+    elif k == _K_RESET:
+        if a == 0:
+            return _UNKNOWN_ACCOUNT, F_ACCOUNT
+        if ins == 0:
+            return _UNKNOWN_INSTRUMENT, F_INSTRUMENT
+        if price[i] < 0:
+            return _BAD_PRICE, F_PRICE
+    elif k == _K_PRICE:
+        if ins == 0:
+            return _UNKNOWN_INSTRUMENT, F_INSTRUMENT
+        if price[i] <= 0:
+            return _BAD_PRICE, F_PRICE
+        if s != 0:
+            return _BAD_SIDE, F_SIDE
+    elif k == _K_LIMIT:
+        if code[i] < _MIN_LIMIT or code[i] > _MAX_LIMIT:
+            return _BAD_LIMIT, F_CODE
+        if aux1[i] < 0:
+            return _BAD_LIMIT, F_AUX1
+        if s != 0:
+            return _BAD_SIDE, F_SIDE
+    else:
+        if a != 0 and ins != 0:
+            return _BAD_SCOPE, F_SCOPE
+        if s != 0:
+            return _BAD_SIDE, F_SIDE
+    return _OK, -1
+
+
+@njit(cache=True)
+def _validate_kernel(starts, kind, flags, producer, pseq, account, instrument, venue, side,
+                     qty, price, order_id, aux1, code, text, acc_mask, ins_mask, ven_mask,
+                     bad_index, bad_code, bad_field):
+    nframes = starts.shape[0] - 1
+    for f in range(nframes):
+        bad_index[f] = -1
+        bad_code[f] = 0
+        bad_field[f] = -1
+        lo = starts[f]
+        hi = starts[f + 1]
+        for i in range(lo, hi):
+            c, fld = _check_one(i, kind, flags, producer, account, instrument, venue, side, qty,
+                                price, order_id, aux1, code, text, acc_mask, ins_mask, ven_mask)
+            if c == 0:
+                if producer[i] != producer[lo]:
+                    c, fld = _BAD_PRODUCER, F_PRODUCER
+                elif pseq[i] <= 0 or (i > lo and pseq[i] <= pseq[i - 1]):
+                    c, fld = _NOT_INCREASING, F_PSEQ
+            if c != 0:
+                bad_index[f] = i - lo
+                bad_code[f] = c
+                bad_field[f] = fld
+                break
+
+
+def _columns(records: np.ndarray) -> tuple[np.ndarray, ...]:
+    raw = records.view(np.uint8).reshape(len(records), RECORD_SIZE)
+    text = raw[:, _TEXT_OFFSET:_TEXT_OFFSET + TEXT_SIZE]
+    return (
+        records["kind"], records["flags"], records["producer"], records["producer_seq"],
+        records["account"], records["instrument"], records["venue"], records["side"],
+        records["qty"], records["price"], records["order_id"], records["aux1"], records["code"], text,
+    )
+
+
+def validate_frames(records: np.ndarray, starts: np.ndarray, masks: Masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the frames ``records[starts[f]:starts[f+1]]`` of one drain (numba).
+
+    Returns per frame ``(bad_index, code, field)``: the index of the first bad record in its
+    frame (-1 if the frame is valid), its :class:`ResultCode` and its :data:`FIELD_NAMES` index.
+    """
+    records = np.ascontiguousarray(records)
+    nframes = len(starts) - 1
+    bad_index = np.empty(nframes, np.int64)
+    bad_code = np.empty(nframes, np.int64)
+    bad_field = np.empty(nframes, np.int64)
+    _validate_kernel(np.asarray(starts, np.int64), *_columns(records), masks.account, masks.instrument,
+                     masks.venue, bad_index, bad_code, bad_field)
+    return bad_index, bad_code, bad_field
+
+
+def validate_records(records: np.ndarray, masks: Masks) -> tuple[int, int, int]:
+    """Validate one frame's records: ``(bad_index, code, field)``, bad_index -1 when valid."""
+    bi, bc, bf = validate_frames(records, np.array([0, len(records)], np.int64), masks)
+    return int(bi[0]), int(bc[0]), int(bf[0])
+
+
+def _text_ok_py(raw: bytes) -> bool:
+    body, _, pad = raw.partition(b"\0")
+    if pad.strip(b"\0"):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_one_py(r: np.void, masks: Masks) -> tuple[int, int]:
+    k, a, ins, v, s = int(r["kind"]), int(r["account"]), int(r["instrument"]), int(r["venue"]), int(r["side"])
+    qty, price, oid, aux1, code = int(r["qty"]), int(r["price"]), int(r["order_id"]), int(r["aux1"]), int(r["code"])
+
+    def known(mask: np.ndarray, ident: int) -> bool:
+        return ident < len(mask) and bool(mask[ident])
+
+    if not _MIN_KIND <= k <= _MAX_KIND:
+        return _UNKNOWN_KIND, F_KIND
+    if int(r["flags"]):
+        return _BAD_RECORD_FLAGS, F_FLAGS
+    if int(r["producer"]) == 0:
+        return _BAD_PRODUCER, F_PRODUCER
+    for ident, mask, c, f in ((a, masks.account, _UNKNOWN_ACCOUNT, F_ACCOUNT),
+                              (ins, masks.instrument, _UNKNOWN_INSTRUMENT, F_INSTRUMENT),
+                              (v, masks.venue, _UNKNOWN_VENUE, F_VENUE)):
+        if ident and not known(mask, ident):
+            return c, f
+    if s > 2:
+        return _BAD_SIDE, F_SIDE
+    if not _text_ok_py(bytes(r.tobytes()[_TEXT_OFFSET:_TEXT_OFFSET + TEXT_SIZE])):
+        return _BAD_TEXT, F_TEXT
+    if k in (_K_NEW, _K_REFUSED, _K_FILL):
+        required = ((a, _UNKNOWN_ACCOUNT, F_ACCOUNT), (ins, _UNKNOWN_INSTRUMENT, F_INSTRUMENT),
+                    (v, _UNKNOWN_VENUE, F_VENUE), (s, _BAD_SIDE, F_SIDE))
+        for value, c, f in required:
+            if value == 0:
+                return c, f
+        if qty <= 0:
+            return _BAD_QTY, F_QTY
+        if oid <= 0:
+            return _BAD_ORDER_ID, F_ORDER_ID
+        if k == _K_FILL:
+            if price <= 0:
+                return _BAD_PRICE, F_PRICE
+            if aux1 <= 0:
+                return _BAD_TRADE_ID, F_AUX1
+        else:
+            if price < 0:
+                return _BAD_PRICE, F_PRICE
+            if k == _K_REFUSED and not _MIN_REFUSE <= code <= _MAX_REFUSE:
+                return _BAD_REASON_CODE, F_CODE
+    elif k in (_K_ACK, _K_REJECT, _K_CANCEL):
+        if oid <= 0:
+            return _BAD_ORDER_ID, F_ORDER_ID
+        if qty < 0:
+            return _BAD_QTY, F_QTY
+        if price < 0:
+            return _BAD_PRICE, F_PRICE
+    elif k == _K_RESET:
+        if a == 0:
+            return _UNKNOWN_ACCOUNT, F_ACCOUNT
+        if ins == 0:
+            return _UNKNOWN_INSTRUMENT, F_INSTRUMENT
+        if price < 0:
+            return _BAD_PRICE, F_PRICE
+    elif k == _K_PRICE:
+        if ins == 0:
+            return _UNKNOWN_INSTRUMENT, F_INSTRUMENT
+        if price <= 0:
+            return _BAD_PRICE, F_PRICE
+        if s:
+            return _BAD_SIDE, F_SIDE
+    elif k == _K_LIMIT:
+        if not _MIN_LIMIT <= code <= _MAX_LIMIT:
+            return _BAD_LIMIT, F_CODE
+        if aux1 < 0:
+            return _BAD_LIMIT, F_AUX1
+        if s:
+            return _BAD_SIDE, F_SIDE
+    else:
+        if a and ins:
+            return _BAD_SCOPE, F_SCOPE
+        if s:
+            return _BAD_SIDE, F_SIDE
+    return _OK, -1
+
+
+def validate_frames_py(records: np.ndarray, starts: np.ndarray, masks: Masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plain-Python reference of :func:`validate_frames` (same rules, same outputs)."""
+    nframes = len(starts) - 1
+    bad_index = np.full(nframes, -1, np.int64)
+    bad_code = np.zeros(nframes, np.int64)
+    bad_field = np.full(nframes, -1, np.int64)
+    for f in range(nframes):
+        lo, hi = int(starts[f]), int(starts[f + 1])
+        for i in range(lo, hi):
+            r = records[i]
+            c, fld = _check_one_py(r, masks)
+            if c == 0:
+                if int(r["producer"]) != int(records[lo]["producer"]):
+                    c, fld = _BAD_PRODUCER, F_PRODUCER
+                elif int(r["producer_seq"]) <= 0 or (i > lo and int(r["producer_seq"]) <= int(records[i - 1]["producer_seq"])):
+                    c, fld = _NOT_INCREASING, F_PSEQ
+            if c:
+                bad_index[f], bad_code[f], bad_field[f] = i - lo, c, fld
+                break
+    return bad_index, bad_code, bad_field
+
+
+def describe_error(records: np.ndarray, index: int, code: int, field: int) -> str:
+    """Human message for a validation error: the record, the field, its value and the rule."""
+    name = FIELD_NAMES[field] if 0 <= field < len(FIELD_NAMES) else "record"
+    r = records[index]
+    kind = int(r["kind"])
+    try:
+        kind_name = Kind(kind).name.lower()
+    except ValueError:
+        kind_name = f"unknown({kind})"
+    if name == "scope":
+        value = f"account={int(r['account'])} instrument={int(r['instrument'])}"
+    elif name == "text":
+        value = repr(bytes(r["text"]))
+    else:
+        value = str(r[name].item() if hasattr(r[name], "item") else r[name])
+    return f"record {index} ({kind_name}): {ResultCode(code).name}: field {name}={value} {_RULES.get(code, '')}".rstrip()
+
+
+_RULES = {
+    _UNKNOWN_KIND: "(kind must be 1..12)",
+    _BAD_RECORD_FLAGS: "(record flags must be 0)",
+    _BAD_PRODUCER: "(producer must be non-zero and the same for every record of a frame)",
+    _NOT_INCREASING: "(producer_seq must be > 0 and strictly increase within a producer)",
+    _UNKNOWN_ACCOUNT: "(account must be registered; required for this kind)",
+    _UNKNOWN_INSTRUMENT: "(instrument must be registered; required for this kind)",
+    _UNKNOWN_VENUE: "(venue must be registered; required for this kind)",
+    _BAD_SIDE: "(side must be 1 buy or 2 sell where required, 0 where the kind has none)",
+    _BAD_QTY: "(qty must be > 0 for orders and fills, >= 0 otherwise)",
+    _BAD_PRICE: "(price must be > 0 for fills and prices, >= 0 otherwise)",
+    _BAD_ORDER_ID: "(order_id must be > 0)",
+    _BAD_TRADE_ID: "(fill trade id, aux1, must be > 0)",
+    _BAD_REASON_CODE: "(refused code must be a RefuseReason)",
+    _BAD_LIMIT: "(limit code must be a LimitType and aux1 >= 0)",
+    _BAD_SCOPE: "(halt/resume/reduce_only scope: account or instrument, not both)",
+    _BAD_TEXT: "(text must be NUL-padded UTF-8)",
+}

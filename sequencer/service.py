@@ -1,0 +1,399 @@
+"""The sequencer service: ingest, validate, stamp, journal, publish, heartbeat, replay.
+
+One thread, one ``zmq.Poller`` over the ingest ROUTER and the replay ROUTER. Each loop turn
+drains up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
+stamps the accepted ones as one batch, appends that batch to the journal as ONE stamped
+frame, publishes the same bytes, updates the HWM file and acknowledges every ingest frame
+with its seq range. Nothing is published before :meth:`Journal.append` returned; after a
+journal ``OSError`` the service stops acknowledging and publishing (and stops heartbeating,
+so gates fail closed on a stale HWM) but keeps answering status and replay.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import xxhash
+import zmq
+
+from sequencer.codes import ResultCode
+from sequencer.config import SequencerConfig
+from sequencer.dedup import DedupTable
+from sequencer.hwm_file import HwmFileWriter
+from sequencer.ingest import Masks, check_ingest_frame, describe_error, validate_frames
+from sequencer.journal import Journal
+from sequencer.log import get_logger
+from sequencer.messages import IngestReply, ProducerStatus, StatusReply, encode
+from sequencer.protocol import (
+    HEADER_SIZE,
+    KIND_NAMES,
+    MAGIC,
+    PROTOCOL_VERSION,
+    RECORD_DTYPE,
+    RECORD_SIZE,
+    FrameError,
+    FrameType,
+    encode_heartbeat,
+)
+from sequencer.registry import Registry, default_registry
+from sequencer.replay_server import ReplayServer
+
+__all__ = ["Sequencer", "PUBLISH_SNDHWM", "hwm_file_path"]
+
+PUBLISH_SNDHWM = 10_000
+_HEADER = struct.Struct("<4sHBBQIIq")
+_CHECKSUM = struct.Struct("<Q")
+_STAMPED = int(FrameType.STAMPED)
+_ZERO_COPY_BYTES = 1 << 16
+_reply_encoder = msgspec.msgpack.Encoder()
+
+
+def hwm_file_path(config: SequencerConfig, journal_dir: Path) -> Path | None:
+    """Where the HWM file goes: ``config.hwm_file``, ``<journal>/hwm`` by default, None if "off"."""
+    if config.hwm_file.lower() in ("off", "none"):
+        return None
+    return Path(config.hwm_file) if config.hwm_file else journal_dir / "hwm"
+
+
+def _error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> bytes:
+    return encode(IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message))
+
+
+class Sequencer:
+    """The single writer of the ordered stream (see the module docstring).
+
+    ``start()`` recovers the journal, opens a new epoch and binds the sockets; ``run(stop)``
+    serves until ``stop`` is set, then shuts down cleanly (``start()`` is called if needed).
+    """
+
+    def __init__(self, config: SequencerConfig, registry: Registry | None = None,
+                 journal_dir: str | Path | None = None, *, context: zmq.Context | None = None) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.journal_dir = Path(journal_dir if journal_dir is not None else config.journal)
+        self.hwm_path = hwm_file_path(config, self.journal_dir)
+        self._ctx = context or zmq.Context.instance()
+        self._masks = Masks(self.registry)
+        self._log = get_logger("sequencer")
+        self.dedup = DedupTable()
+        self.journal: Journal | None = None
+        self.epoch = 0
+        self.hwm = 0
+        self.next_seq = 1
+        self.journal_failed = False
+        self.ready = threading.Event()
+        self._kind_counts = np.zeros(256, np.int64)
+        self._errors: dict[int, int] = {}
+        self._producers: dict[int, list[int]] = {}
+        self._started_at = time.monotonic()
+        self._hwm_writer: HwmFileWriter | None = None
+        self._sockets: list[zmq.Socket] = []
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Recover the journal, rebuild the dedup table, open a new epoch, bind the sockets."""
+        cfg = self.config
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal.open(self.journal_dir, durability=cfg.durability,
+                                    segment_bytes=cfg.segment_mb << 20, sync_ms=cfg.sync_ms)
+        last = int(self.journal.last_seq)
+        if last:
+            self._rebuild(int(self.journal.first_seq or 1), last)
+        self.epoch = int(self.journal.next_epoch())
+        self.hwm = last
+        self.next_seq = last + 1
+        if self.hwm_path is not None:
+            self._hwm_writer = HwmFileWriter(self.hwm_path)
+            self._hwm_writer.write(self.epoch, self.hwm, time.time_ns())
+        self._ingest = self._bind(zmq.ROUTER, cfg.ingest, rcvhwm=100_000)
+        self._publish = self._bind(zmq.PUB, cfg.publish, sndhwm=PUBLISH_SNDHWM)
+        self._hb = self._bind(zmq.PUB, cfg.hwm, sndhwm=1000)
+        replay_sock = self._bind(zmq.ROUTER, cfg.replay)
+        self.replay = ReplayServer(replay_sock, self.journal, lambda: self.hwm, lambda: self.epoch,
+                                   self.status, self._count_error, self._log)
+        # Compile (or load from the numba cache) before serving, not on the first frame.
+        validate_frames(np.zeros(1, RECORD_DTYPE), np.array([0, 1], np.int64), self._masks)
+        self._started_at = time.monotonic()
+        self._log.info(
+            "sequencer started: ingest=%s publish=%s hwm=%s replay=%s journal=%s durability=%s resume_seq=%d",
+            cfg.ingest, cfg.publish, cfg.hwm, cfg.replay, self.journal_dir, cfg.durability, self.next_seq,
+            extra={"epoch": self.epoch, "seq": self.next_seq},
+        )
+        self.ready.set()
+
+    def _bind(self, kind: int, endpoint: str, sndhwm: int = 1000, rcvhwm: int = 1000) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 500)
+        sock.setsockopt(zmq.SNDHWM, sndhwm)
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        sock.bind(endpoint)
+        self._sockets.append(sock)
+        return sock
+
+    def _rebuild(self, first: int, last: int) -> None:
+        assert self.journal is not None
+        counts = self._kind_counts
+        total = 0
+        for chunk in self.journal.read(first, last):
+            total += self.dedup.rebuild_from([chunk])
+            counts += np.bincount(chunk["kind"], minlength=256)[:256]
+            prods, n = np.unique(chunk["producer"], return_counts=True)
+            for p, c in zip(prods.tolist(), n.tolist()):
+                self._producer_stats(p)[1] += c
+        self._log.info("dedup table rebuilt from %d journaled records", total, extra={"seq": last})
+
+    def run(self, stop: threading.Event) -> int:
+        """Serve until ``stop`` is set; then stop input, sync the journal, last heartbeat. Returns 0."""
+        if not self.ready.is_set():
+            self.start()
+        poller = zmq.Poller()
+        poller.register(self._ingest, zmq.POLLIN)
+        poller.register(self.replay.sock, zmq.POLLIN)
+        interval = int(self.config.heartbeat_ms * 1e6)
+        next_hb = 0
+        try:
+            while not stop.is_set():
+                now = time.monotonic_ns()
+                if now >= next_hb:
+                    self._heartbeat()
+                    next_hb = now + interval
+                events = poller.poll(max(0, math.ceil((next_hb - now) / 1e6)))
+                for sock, _ in events:
+                    if sock is self._ingest:
+                        self._drain_ingest()
+                    else:
+                        self.replay.drain()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        self._ingest.close(linger=0)
+        if self.journal is not None:
+            try:
+                if not self.journal_failed:
+                    self.journal.sync()
+                self.journal.close()
+            except OSError as exc:
+                self._log.error("journal sync at shutdown failed: %s", exc, extra={"epoch": self.epoch, "seq": self.hwm})
+        if not self.journal_failed:
+            self._heartbeat()
+        for sock in self._sockets:
+            if not sock.closed:
+                sock.close()
+        if self._hwm_writer is not None:
+            self._hwm_writer.close()
+        self._log.info("sequencer stopped", extra={"epoch": self.epoch, "seq": self.hwm})
+
+    # ----------------------------------------------------------------- heartbeat / sync
+    def _heartbeat(self) -> None:
+        if self.journal_failed:
+            return  # silence makes every gate refuse with STALE_HWM: fail closed
+        try:
+            self._hb.send(encode_heartbeat(self.epoch, self.hwm, time.time_ns()), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _journal_error(self, exc: Exception) -> None:
+        self.journal_failed = True
+        self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
+        self._log.critical(
+            "JOURNAL WRITE FAILED (%s): no longer acknowledging or publishing; status and replay of "
+            "journaled seqs still served; heartbeats stopped so gates fail closed", exc,
+            extra={"epoch": self.epoch, "seq": self.hwm},
+        )
+
+    # ----------------------------------------------------------------- ingest
+    def _count_error(self, code: ResultCode) -> None:
+        self._errors[int(code)] = self._errors.get(int(code), 0) + 1
+
+    def _producer_stats(self, producer: int) -> list[int]:
+        st = self._producers.get(producer)
+        if st is None:
+            st = self._producers[producer] = [0, 0, 0, 0]  # frames, records, duplicates, errors
+        return st
+
+    def _drain_ingest(self) -> None:
+        sock = self._ingest
+        limit = self.config.max_batch_records
+        frames: list[tuple[bytes, bytes, int]] = []
+        nrec = 0
+        while nrec < limit:
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            ident = parts[0]
+            if len(parts) != 2:
+                self._reject(ident, ResultCode.BAD_MESSAGE, f"expected one frame part, got {len(parts) - 1}")
+                continue
+            buf = parts[1]
+            try:
+                count = check_ingest_frame(buf)
+            except FrameError as exc:
+                self._reject(ident, exc.code, exc.message)
+                continue
+            if self.journal_failed:
+                self._reject(ident, ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input")
+                continue
+            frames.append((ident, buf, count))
+            nrec += count
+        if frames:
+            self._process(frames, nrec)
+
+    def _reject(self, ident: bytes, code: ResultCode, message: str) -> None:
+        self._count_error(code)
+        self._ingest.send_multipart([ident, _error_reply(code, message, epoch=self.epoch)])
+
+    def _process(self, frames: list[tuple[bytes, bytes, int]], nrec: int) -> None:
+        nframes = len(frames)
+        buf = bytearray(HEADER_SIZE + nrec * RECORD_SIZE)
+        starts = np.empty(nframes + 1, np.int64)
+        off = HEADER_SIZE
+        for f, (_, b, c) in enumerate(frames):
+            starts[f] = (off - HEADER_SIZE) // RECORD_SIZE
+            end = off + c * RECORD_SIZE
+            buf[off:end] = memoryview(b)[HEADER_SIZE:]
+            off = end
+        starts[nframes] = nrec
+        recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
+        bad_index, bad_code, bad_field = validate_frames(recs, starts, self._masks)
+        heads, tails = starts[:-1], starts[1:] - 1
+        prods = recs["producer"][heads].tolist()
+        p0s = recs["producer_seq"][heads].tolist()
+        p1s = recs["producer_seq"][tails].tolist()
+        bad = bad_index.tolist()
+        lo_list = heads.tolist()
+        replies: list[bytes | None] = [None] * nframes
+        accepted: list[int] = []
+        pending: dict[int, int] = {}
+        dedup = self.dedup
+        for f in range(nframes):
+            producer, p0, p1 = prods[f], p0s[f], p1s[f]
+            if bad[f] >= 0:
+                code = ResultCode(int(bad_code[f]))
+                lo = lo_list[f]
+                msg = describe_error(recs[lo:lo + frames[f][2]], bad[f], int(code), int(bad_field[f]))
+                self._count_error(code)
+                self._producer_stats(producer)[3] += 1
+                replies[f] = _error_reply(code, msg, p0, p1, bad[f], self.epoch)
+                continue
+            last = pending.get(producer)
+            if last is None:
+                last = dedup.last(producer)
+            if p0 > last:
+                accepted.append(f)
+                pending[producer] = p1
+                continue
+            replies[f] = self._old_frame(recs, lo_list[f], frames[f][2], producer, p0, p1, last)
+        if accepted:
+            if not self._commit(buf, recs, frames, starts, accepted, len(accepted) == nframes, replies, p0s, p1s, prods):
+                for f in accepted:
+                    replies[f] = _error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed; frame not stamped",
+                                              p0s[f], p1s[f], -1, self.epoch)
+                    self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
+        send = self._ingest.send_multipart
+        for f in range(nframes):
+            send([frames[f][0], replies[f]])
+
+    def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> bytes:
+        """Reply to a frame whose first producer seq is not above the producer's last one."""
+        st = self._producer_stats(producer)
+        if p1 > last:
+            st[3] += 1
+            self._count_error(ResultCode.PARTIAL_DUPLICATE)
+            return _error_reply(ResultCode.PARTIAL_DUPLICATE,
+                                f"producer seqs {p0}..{p1} overlap the last stamped {last}: "
+                                "resend whole frames, or only new producer seqs", p0, p1, -1, self.epoch)
+        found = self.dedup.lookup(producer, recs["producer_seq"][lo:lo + count])
+        if found is None:
+            st[3] += 1
+            self._count_error(ResultCode.PRODUCER_SEQ_NOT_INCREASING)
+            return _error_reply(ResultCode.PRODUCER_SEQ_NOT_INCREASING,
+                                f"producer seqs {p0}..{p1} are not above the last stamped {last} "
+                                "and were never stamped", p0, p1, 0, self.epoch)
+        st[2] += 1
+        first_seq, last_seq, epoch = found
+        return _reply_encoder.encode((True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, ""))
+
+    def _commit(self, buf: bytearray, recs: np.ndarray, frames: list, starts: np.ndarray, accepted: list[int],
+                everything: bool, replies: list, p0s: list, p1s: list, prods: list) -> bool:
+        """Stamp, journal and publish the accepted frames as one batch; fill their replies."""
+        counts = [frames[f][2] for f in accepted]
+        if everything:
+            out, stamped = buf, recs
+        else:
+            n = sum(counts)
+            out = bytearray(HEADER_SIZE + n * RECORD_SIZE)
+            stamped = np.frombuffer(out, RECORD_DTYPE, count=n, offset=HEADER_SIZE)
+            keep = np.zeros(len(frames), np.bool_)
+            keep[accepted] = True
+            stamped[:] = recs[np.repeat(keep, np.diff(starts))]
+        n = len(stamped)
+        first = self.next_seq
+        epoch = self.epoch
+        ts = time.time_ns()
+        stamped["seq"] = np.arange(first, first + n, dtype=np.int64)
+        stamped["epoch"] = epoch
+        stamped["ts_ns"] = ts
+        _HEADER.pack_into(out, 0, MAGIC, PROTOCOL_VERSION, _STAMPED, 0, 0, epoch, n, first)
+        _CHECKSUM.pack_into(out, 8, xxhash.xxh3_64_intdigest(memoryview(out)[16:]))
+        assert self.journal is not None
+        try:
+            self.journal.append(out, first, n, epoch)
+        except (OSError, ValueError) as exc:
+            # ValueError: the journal refused the frame (a bug); never publish it either.
+            self._journal_error(exc)
+            return False
+        self.next_seq = first + n
+        self.hwm = first + n - 1
+        try:
+            self._publish.send(out, zmq.NOBLOCK, copy=len(out) < _ZERO_COPY_BYTES)
+        except zmq.Again:
+            pass  # subscribers recover the frame through replay
+        if self._hwm_writer is not None:
+            self._hwm_writer.write(epoch, self.hwm, ts)
+        self._kind_counts += np.bincount(stamped["kind"], minlength=256)[:256]
+        seq = first
+        enc = _reply_encoder.encode
+        pseq_col = stamped["producer_seq"]
+        pos = 0
+        for f, c in zip(accepted, counts):
+            producer = prods[f]
+            self.dedup.add(producer, pseq_col[pos:pos + c], seq, epoch)
+            st = self._producer_stats(producer)
+            st[0] += 1
+            st[1] += c
+            replies[f] = enc((True, 0, "OK", p0s[f], p1s[f], epoch, seq, seq + c - 1, False, -1, ""))
+            seq += c
+            pos += c
+        return True
+
+    # ----------------------------------------------------------------- status
+    def status(self, consumers: list) -> StatusReply:
+        """The current :class:`StatusReply`."""
+        counts = {KIND_NAMES.get(k, f"unknown({k})"): int(c) for k, c in enumerate(self._kind_counts.tolist()) if c}
+        last = self.dedup.producers()
+        producers = [ProducerStatus(p, last.get(p, 0), *st) for p, st in sorted(self._producers.items())]
+        errors = {_code_name(c): n for c, n in sorted(self._errors.items())}
+        cfg = self.config
+        return StatusReply(
+            epoch=self.epoch, hwm=self.hwm, first_seq=int(getattr(self.journal, "first_seq", 1) or 1),
+            durability=cfg.durability, uptime_s=round(time.monotonic() - self._started_at, 3), counts=counts,
+            producers=producers, consumers=consumers, errors=errors, journal=str(self.journal_dir),
+            endpoints={"ingest": cfg.ingest, "publish": cfg.publish, "hwm": cfg.hwm, "replay": cfg.replay},
+            journal_failed=self.journal_failed,
+        )
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ResultCode(code).name
+    except ValueError:
+        return str(code)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Sequence
 
-__all__ = ["Child", "python_cmd", "seqrisk_cmd", "wait_all_gone"]
+__all__ = ["Child", "python_cmd", "seqrisk_cmd", "sequencer_cmd", "wait_all_gone"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -30,6 +30,11 @@ def python_cmd(module: str, *args: str) -> list[str]:
 def seqrisk_cmd(*args: str) -> list[str]:
     """Command line running ``seqrisk args`` with this interpreter (no PATH lookup)."""
     return python_cmd("sequencer.cli", *args)
+
+
+def sequencer_cmd(*args: str) -> list[str]:
+    """Command line running the sequencer service CLI alone (imports only the sequencer)."""
+    return python_cmd("sequencer.service_cli", *args)
 
 
 def _child_setup() -> None:

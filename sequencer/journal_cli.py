@@ -142,20 +142,23 @@ def _info(args: argparse.Namespace) -> int:
     except JournalCorrupt as exc:
         print(f"journal info: {exc}", file=sys.stderr)
         return EXIT_BAD
+    status = EXIT_BAD if doc["corrupt"] else 0
     if args.json:
         sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
-        return 0
+        return status
     print(f"journal {doc['dir']}")
     print(f"  seqs      {doc['first_seq']}..{doc['last_seq']} ({doc['records']} records, {doc['frames']} frames, {doc['bytes']} bytes)")
     print("  epochs    " + (", ".join(f"{e['epoch']}: {e['first_seq']}..{e['last_seq']}" for e in doc["epochs"]) or "none"))
     print("  kinds     " + (", ".join(f"{k}={v}" for k, v in doc["kinds"].items()) or "none"))
     if doc["tail"]:
         print(f"  tail      {doc['tail']}")
+    if doc["corrupt"]:
+        print(f"  CORRUPT   {doc['corrupt']} (seqs after it are not readable)")
     print(f"  segments  {len(doc['segments'])}")
     for s in doc["segments"]:
         state = "sealed" if s["sealed"] else "open"
         print(f"    {s['name']}  seqs {s['first_seq']}..{s['last_seq']}  {s['records']} records  {s['frames']} frames  {s['bytes']} bytes  epochs {s['epochs']}  {state}")
-    return 0
+    return status
 
 
 def _info_doc(reader) -> dict:
@@ -170,8 +173,9 @@ def _info_doc(reader) -> dict:
         "frames": sum(s.frames for s in segments),
         "bytes": sum(s.bytes for s in segments),
         "epochs": [{"epoch": e, "first_seq": a, "last_seq": b} for e, a, b in reader.epochs()],
-        "kinds": reader.count_kinds(),
+        "kinds": reader.count_kinds(1, reader.last_seq),
         "tail": tail.describe() if tail else None,
+        "corrupt": reader.corrupt.describe() if reader.corrupt else None,
         "segments": [
             {
                 "name": s.name,

@@ -22,8 +22,9 @@ class JournalReader:
     It sees the frames that were whole when it was opened or last :meth:`refresh`-ed. Bytes
     of a frame the writer has not finished (or a torn tail nobody has cut yet) are not
     visible; they are described by :attr:`tail_problem`. A bad frame with valid data after
-    it raises :class:`JournalCorrupt`. ``verify`` walks every segment with checksums instead
-    of trusting sealed segments' index files.
+    it (corruption) is kept in :attr:`corrupt`: reads before it work, a read that reaches it
+    yields what precedes it and then raises :class:`JournalCorrupt`. ``verify`` walks every
+    segment with checksums instead of trusting sealed segments' index files.
     """
 
     def __init__(self, path: str | Path, verify: bool = False) -> None:
@@ -31,11 +32,11 @@ class JournalReader:
         if not self.path.is_dir():
             raise JournalError(f"{self.path}: no such journal directory")
         self._set = SegmentSet(self.path)
-        self._set.refresh(verify=verify)
+        self._set.refresh(verify=verify, strict=False)
 
     def refresh(self) -> int:
         """Pick up frames and segments written since; returns the new last seq."""
-        self._set.refresh()
+        self._set.refresh(strict=False)
         return self.last_seq
 
     @property
@@ -52,6 +53,11 @@ class JournalReader:
     def last_epoch(self) -> int:
         """Epoch of the last visible record (0 when empty)."""
         return self._set.last_epoch
+
+    @property
+    def corrupt(self) -> Problem | None:
+        """The corrupt frame that stopped the walk (reads reaching it raise), or None."""
+        return self._set.corrupt
 
     @property
     def tail_problem(self) -> Problem | None:

@@ -70,14 +70,16 @@ class SegmentSet:
 
     ``refresh`` picks up segments and bytes written since the last call. Sealed segments use
     their sidecar index when it matches (unless ``verify``); the last segment is always walked
-    with checksums. A problem with valid data after it raises :class:`JournalCorrupt`; a torn
-    end of the last segment is kept in ``tail_problem`` and the valid data stops before it.
+    with checksums. A problem with valid data after it is corruption: ``refresh(strict=True)``
+    raises :class:`JournalCorrupt`, otherwise it is kept in ``corrupt`` and reads that reach it
+    raise. A torn end of the last segment is kept in ``tail_problem``; data stops before it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.segments: list[Segment] = []
         self.tail_problem: Problem | None = None
+        self.corrupt: Problem | None = None
         self.lock = threading.Lock()
         self.indexes_rebuilt: list[str] = []
 
@@ -102,8 +104,17 @@ class SegmentSet:
                 return seg.last_epoch()
         return 0
 
-    def refresh(self, verify: bool = False, use_index: bool = True) -> None:
-        """Discover new segments and walk new bytes; raises :class:`JournalCorrupt`."""
+    def refresh(self, verify: bool = False, strict: bool = True) -> None:
+        """Discover new segments and walk new bytes; see the class docstring for problems."""
+        self.corrupt = None
+        try:
+            self._refresh(verify)
+        except JournalCorrupt as exc:
+            self.corrupt = exc.problem
+            if strict:
+                raise
+
+    def _refresh(self, verify: bool) -> None:
         listed = list_segments(self.path)
         known = [(s.first_seq, s.path) for s in self.segments]
         if listed[: len(known)] != known:
@@ -122,15 +133,15 @@ class SegmentSet:
                         Problem(path.name, 0, want, f"segment starts at seq {first}, expected {want} (segment missing or misnamed)")
                     )
                 self.segments.append(seg)
-            self._walk(seg, last, verify, use_index)
+            self._walk(seg, last, verify)
             if self.tail_problem is not None:
                 break
 
-    def _walk(self, seg: Segment, last: bool, verify: bool, use_index: bool) -> None:
+    def _walk(self, seg: Segment, last: bool, verify: bool) -> None:
         size = os.stat(seg.path).st_size
         if size <= seg.end:
             return
-        if seg.end == 0 and not last and use_index and not verify:
+        if seg.end == 0 and not last and not verify:
             idx = read_index(seg.path, seg.first_seq, size)
             if idx is not None:
                 seg.index, seg.end = idx, size
@@ -158,20 +169,29 @@ class SegmentSet:
             return [(s, len(s.index)) for s in self.segments]
 
     def iter_records(self, from_seq: int, to_seq: int | None, verify: bool) -> Iterator[np.ndarray]:
-        """Read-only record arrays covering ``from_seq .. to_seq`` (inclusive) in seq order."""
+        """Read-only record arrays covering ``from_seq .. to_seq`` (inclusive) in seq order.
+
+        When a corrupt frame stopped the walk and the range reaches past the last good seq,
+        everything before it is yielded and then :class:`JournalCorrupt` is raised.
+        """
         snap = self.snapshot()
-        if to_seq is None:
-            to_seq = max((s.last_seq(n) for s, n in snap if n), default=0)
-        if to_seq < from_seq:
-            return
-        firsts = [s.first_seq for s, _ in snap]
-        start = max(bisect_right(firsts, from_seq) - 1, 0)
-        for seg, n in snap[start:]:
-            if n == 0:
-                continue
-            if seg.index.first_seq[0] > to_seq:
-                break
-            yield from _segment_records(seg, n, from_seq, to_seq, verify)
+        corrupt = self.corrupt
+        last = max((s.last_seq(n) for s, n in snap if n), default=0)
+        if corrupt is not None and (to_seq is None or to_seq > last):
+            to_seq, raise_after = last, True
+        else:
+            to_seq, raise_after = (last if to_seq is None else to_seq), False
+        if to_seq >= from_seq:
+            firsts = [s.first_seq for s, _ in snap]
+            start = max(bisect_right(firsts, from_seq) - 1, 0)
+            for seg, n in snap[start:]:
+                if n == 0:
+                    continue
+                if seg.index.first_seq[0] > to_seq:
+                    break
+                yield from _segment_records(seg, n, from_seq, to_seq, verify)
+        if raise_after:
+            raise JournalCorrupt(corrupt)
 
 
 def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: bool) -> Iterator[np.ndarray]:

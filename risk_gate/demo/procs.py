@@ -97,7 +97,7 @@ class Child:
         """Exit status of the current incarnation (None while running or never started)."""
         return None if self.proc is None else self.proc.poll()
 
-    def signal(self, sig: int) -> bool:
+    def send_signal(self, sig: int) -> bool:
         """Send ``sig`` to this child's process group; False if it already exited."""
         if not self.running():
             return False
@@ -110,18 +110,18 @@ class Child:
 
     def pause(self) -> None:
         """SIGSTOP the child's process group (it keeps its sockets, reads nothing)."""
-        if self.signal(signal.SIGSTOP):
+        if self.send_signal(signal.SIGSTOP):
             self.paused = True
 
     def resume(self) -> None:
         """SIGCONT the child's process group."""
-        if self.signal(signal.SIGCONT):
+        if self.send_signal(signal.SIGCONT):
             self.paused = False
 
     def kill(self) -> None:
         """SIGKILL now and reap (a planned crash: not reported as a failure)."""
         self.expected_exit = True
-        self.signal(signal.SIGKILL)
+        self.send_signal(signal.SIGKILL)
         self._reap(5.0)
 
     def stop(self, timeout_s: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
@@ -133,9 +133,9 @@ class Child:
         if self.running():
             if self.paused:
                 self.resume()
-            self.signal(sig)
+            self.send_signal(sig)
             if not self._reap(timeout_s):
-                self.signal(signal.SIGKILL)
+                self.send_signal(signal.SIGKILL)
                 self._reap(5.0)
         # Whatever the session leader forked and left behind goes with its group.
         if self.proc is not None:

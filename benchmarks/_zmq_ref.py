@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -38,11 +39,13 @@ class PeerPublisher:
     def __init__(self, workdir: Path) -> None:
         self._own_dir: str | None = None
         base = str(workdir)
-        if len(base) + 8 > _IPC_PATH_MAX:
+        tag = uuid.uuid4().hex[:8]
+        if len(base) + len(tag) + 8 > _IPC_PATH_MAX:
             self._own_dir = tempfile.mkdtemp(prefix="sqb-")
             base = self._own_dir
-        self.data_ep = f"ipc://{base}/d.ipc"
-        self.ctl_ep = f"ipc://{base}/c.ipc"
+        self._paths = [Path(base, f"d{tag}.ipc"), Path(base, f"c{tag}.ipc")]
+        self.data_ep = f"ipc://{self._paths[0]}"
+        self.ctl_ep = f"ipc://{self._paths[1]}"
         self._zctx = zmq.Context()
         self.sub = self._zctx.socket(zmq.SUB)
         self.ctl = self._zctx.socket(zmq.PAIR)
@@ -176,6 +179,8 @@ class PeerPublisher:
             self.sub.close()
             self.ctl.close()
             self._zctx.term()
+            for path in self._paths:
+                path.unlink(missing_ok=True)
             if self._own_dir is not None:
                 shutil.rmtree(self._own_dir, ignore_errors=True)
                 self._own_dir = None

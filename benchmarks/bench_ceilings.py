@@ -235,7 +235,7 @@ def python_4limit_check() -> Callable[[int, int, int, int, int], bool]:
     max position (position + same-side open + this order), max open orders; dict state."""
     max_qty = {1: 1_000_000}
     max_notional = {1: 10**15}
-    max_pos = {(1, 1): 10**9}
+    max_pos = {(1, 1): 100_000}
     max_open = {1: 10_000}
     pos = {(1, 1): 500}
     open_buy = {(1, 1): 1_000}

@@ -46,7 +46,7 @@ SECTION_OWNERS: dict[str, str] = {
     "accounts": "sequencer.config:load_registry",
     "venues": "sequencer.config:load_registry",
     "gate": "risk_gate.limits:load_gate_config",
-    "demo": "",
+    "demo": "risk_gate.demo.config:load_demo_config",
     "audit": "",
 }
 

@@ -87,24 +87,53 @@ class _RecordClockRates(RateState):
         return super().available(account, self.clock_ns, per_sec, per_min)
 
 
-def iter_journal(path: str | Path, until: int | None) -> Iterator[np.ndarray]:
-    """Record chunks of the journal in ``path`` from seq 1 to ``until``; raises :class:`AuditError`.
+def iter_journal(path: str | Path, until: int | None) -> tuple[int, Iterator[np.ndarray]]:
+    """``(last seq to be read, record chunks from seq 1)`` of the journal in ``path``.
 
-    A corrupt frame at or before ``until`` stops the iteration with its exact location.
+    Raises :class:`AuditError` naming segment, offset and seq of a corrupt frame at or
+    before ``until`` (before or while reading); a corrupt frame after ``until`` is never
+    reached.
     """
     from sequencer.journal import JournalCorrupt, JournalError, JournalReader
 
     try:
-        reader = JournalReader(path)
-    except (JournalError, OSError) as exc:
-        raise AuditError(f"journal {path}: {exc}") from None
-    try:
-        for chunk in reader.read(1, until):
-            yield chunk
+        source = JournalReader(path)
     except JournalCorrupt as exc:
-        raise AuditError(f"journal {path}: {exc}") from None
+        if until is None or until >= exc.seq:
+            raise AuditError(f"journal {path}: {exc}") from None
+        source = _frames_before_corruption(Path(path))
     except (JournalError, OSError) as exc:
         raise AuditError(f"journal {path}: {exc}") from None
+    last = source.last_seq if until is None else min(until, source.last_seq)
+
+    def chunks() -> Iterator[np.ndarray]:
+        try:
+            if isinstance(source, JournalReader):
+                yield from source.read(1, last)
+            else:
+                yield from source.iter_records(1, last, True)
+        except (JournalError, OSError) as exc:
+            raise AuditError(f"journal {path}: {exc}") from None
+
+    return last, chunks()
+
+
+def _frames_before_corruption(path: Path):  # type: ignore[no-untyped-def]
+    """The journal's frames up to its first corrupt one.
+
+    ``JournalReader`` refuses to open a journal with mid-journal corruption; its segment
+    walk has indexed every good frame before the bad one when it raises, which is all an
+    audit stopping before the corruption (``--until``) needs.
+    """
+    from sequencer.journal import JournalCorrupt
+    from sequencer.journal._segments import SegmentSet
+
+    segs = SegmentSet(path)
+    try:
+        segs.refresh()
+    except JournalCorrupt:
+        pass
+    return segs
 
 
 class _Acc:

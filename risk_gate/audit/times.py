@@ -73,16 +73,19 @@ def parse_duration_ns(text: str) -> int:
 
 
 def parse_horizons(text: str) -> list[tuple[str, int]]:
-    """``"1s,5s,60s"`` -> ``[("1s", 1e9), ...]`` sorted by length, duplicates rejected."""
+    """``"1s,5s,60s"`` -> ``[("1s", 10**9), ("5s", ...), ("60s", ...)]`` sorted by length.
+
+    Labels are the texts as given; two horizons of the same length are an error.
+    """
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
         raise TimeParseError("no horizons given (e.g. 1s,5s,60s)")
-    out = [(format_duration(parse_duration_ns(t)), parse_duration_ns(t)) for t in items]
-    seen = set()
-    for label, _ in out:
-        if label in seen:
-            raise TimeParseError(f"horizon {label} is given twice")
-        seen.add(label)
+    out = [(t, parse_duration_ns(t)) for t in items]
+    seen: dict[int, str] = {}
+    for label, ns in out:
+        if ns in seen:
+            raise TimeParseError(f"horizons {seen[ns]} and {label} are the same length")
+        seen[ns] = label
     return sorted(out, key=lambda p: p[1])
 
 

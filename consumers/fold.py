@@ -21,7 +21,7 @@ from consumers.book import Book, BookError, registry_shape
 from consumers.snapshot import SnapshotError, read_snapshot, write_snapshot
 from sequencer.registry import Registry, default_registry
 
-__all__ = ["Fold", "BookFold"]
+__all__ = ["Fold", "BookFold", "fold_journal"]
 
 
 class Fold:
@@ -123,3 +123,23 @@ class BookFold(Fold):
         fold = cls(registry)
         fold.restore(path)
         return fold
+
+
+def fold_journal(fold: Fold, journal_dir: str | Path, until: int | None = None) -> Fold:
+    """Apply the journal at ``journal_dir`` from ``fold.applied_seq + 1`` through ``until``.
+
+    Reads through ``sequencer.journal.JournalReader`` (a corrupt frame raises its
+    ``JournalCorrupt``, naming segment, offset and seq). Returns ``fold``.
+    """
+    from sequencer.journal import JournalReader
+
+    reader = JournalReader(journal_dir)
+    try:
+        start = fold.applied_seq + 1
+        if until is not None and until < start:
+            return fold
+        for chunk in reader.read(start, until):
+            fold.apply(chunk)
+    finally:
+        reader.close()
+    return fold

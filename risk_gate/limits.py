@@ -173,9 +173,32 @@ def _config_values(cfg: GateConfig, reg: Registry) -> dict[tuple[int, int, int],
     return values
 
 
+def _check_tables(section: Any) -> None:
+    """Convert the keyed sub-tables one by one so an error names the key (msgspec says ``[...]``)."""
+    if not isinstance(section, dict):
+        return
+    for sym, sub in _table(section, "instruments", "gate").items():
+        convert_section(sub, LimitSet, f"gate.instruments.{sym}")
+    for name, sub in _table(section, "accounts", "gate").items():
+        path = f"gate.accounts.{name}"
+        if isinstance(sub, dict):
+            for sym, isub in _table(sub, "instruments", path).items():
+                convert_section(isub, LimitSet, f"{path}.instruments.{sym}")
+            convert_section({k: v for k, v in sub.items() if k != "instruments"}, AccountLimits, path)
+
+
+def _table(section: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    value = section.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}.{key}: expected a table, got {type(value).__name__}")
+    return value
+
+
 def load_gate_config(doc: dict[str, Any], registry: Registry | None = None) -> GateConfig:
     """Validate the ``[gate]`` section of a parsed config document (names against the registry)."""
-    cfg = convert_section(doc.get("gate", {}), GateConfig, "gate")
+    section = doc.get("gate", {})
+    _check_tables(section)
+    cfg = convert_section(section, GateConfig, "gate")
     if not cfg.name:
         raise ConfigError("gate.name: must not be empty")
     if not 1 <= cfg.max_drain_frames <= 1 << 16:
@@ -218,6 +241,7 @@ class LimitTable:
         self.config = config if config is not None else GateConfig()
         self._values: dict[tuple[int, int, int], int] = _config_values(self.config, self.registry)
         self._cache: dict[int, Resolved] = {}
+        self._budgets: dict[int, tuple[int, int]] = {}
         self.changes = 0  # limit events applied
         self.last_change_seq = 0
         self.ignored = 0  # limit events with a code this build does not know
@@ -240,6 +264,7 @@ class LimitTable:
         """Set one limit (what a ``limit`` event does)."""
         self._values[(int(lt), account, instrument)] = int(value_e6)
         self._cache.clear()
+        self._budgets.clear()
         self.changes += 1
         self.last_change_seq = seq
 
@@ -259,6 +284,16 @@ class LimitTable:
             self.set(lt, account, instrument, aux1, seq)
             n += 1
         return n
+
+    def budgets(self, account: int) -> tuple[int, int]:
+        """``(max_lag_events, max_hwm_age_ns)`` for ``account`` (0 = the global budgets)."""
+        got = self._budgets.get(account)
+        if got is None:
+            lag = self.value(LimitType.MAX_LAG_EVENTS, account, 0) or 0
+            age = self.value(LimitType.MAX_HWM_AGE_MS, account, 0) or 0
+            # ms x 10**6 is exactly nanoseconds.
+            got = self._budgets[account] = (lag // LIMIT_VALUE_SCALE, age)
+        return got
 
     def resolved(self, account: int, instrument: int) -> Resolved:
         """The fixed-point limits for ``(account, instrument)`` (instrument must be registered)."""
@@ -330,6 +365,7 @@ class LimitTable:
         """Replace the values with a :meth:`to_dict` form."""
         self._values = {(int(t), int(a), int(i)): int(v) for t, a, i, v in data["values"]}
         self._cache.clear()
+        self._budgets.clear()
         self.changes = int(data["changes"])
         self.last_change_seq = int(data["last_change_seq"])
         self.ignored = int(data["ignored"])

@@ -1,0 +1,307 @@
+"""The embeddable gate: a Subscriber folding the stream, the pure checks, and the audit trail.
+
+Everything with a clock, a socket or a file lives here; the decision itself is
+:func:`risk_gate.checks.check_order`. ``check()``:
+
+1. drains what the subscriber has pending (non-blocking, at most ``max_drain_frames``), so
+   the lag it decides on is only what is still in flight;
+2. converts the order (decimals to fixed point) and runs the checks;
+3. on approval reserves the order locally (released when its ``new_order`` comes back on the
+   stream) and takes a rate token; any exception refuses with ``INTERNAL_ERROR``;
+4. queues a ``new_order`` / ``refused`` record (aux1 = applied seq, aux2 = HWM seen) and, with
+   ``publish_mode="each"`` (default), submits it at once through the non-blocking Producer.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import msgspec
+import numpy as np
+
+from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
+from risk_gate.fold import GateFold
+from risk_gate.limits import GateConfig, LimitTable, load_gate_config
+from risk_gate.order import Decision, Order, to_fixed
+from risk_gate.reasons import RefuseReason, truncate_detail
+from risk_gate.state import RateState, Reservations
+from sequencer.log import get_logger
+from sequencer.protocol import RECORD_DTYPE, Kind
+from sequencer.registry import Registry, default_registry
+
+__all__ = ["Gate", "DecisionLogEntry"]
+
+log = get_logger("gate")
+
+_NEW = int(Kind.NEW_ORDER)
+_REFUSED = int(Kind.REFUSED)
+_INTERNAL = RefuseReason.INTERNAL_ERROR
+_DUP = RefuseReason.DUPLICATE_ORDER_ID
+_REPLY_POLL_EVERY = 64
+
+
+class DecisionLogEntry(msgspec.Struct, array_like=True, gc=False):
+    """One line of the decision log: ``[ts_ns, order_id, code, applied_seq, hwm, latency_ns]``
+    (code 0 = approved, else the RefuseReason value)."""
+
+    ts_ns: int
+    order_id: int
+    code: int
+    applied_seq: int
+    hwm: int
+    latency_ns: int
+
+
+class Gate:
+    """Pre-trade risk gate embedded in a strategy process (see the module docstring).
+
+    ``subscriber``/``producer`` may be given instead of endpoints (tests, custom transports);
+    ``clock`` returns ns on the sequencer's clock (``time.time_ns`` on the same host).
+    With ``ingest=None`` and no producer, decisions are not published.
+    """
+
+    def __init__(
+        self,
+        publish: str | None = None,
+        hwm: str | None = None,
+        replay: str | None = None,
+        ingest: str | None = None,
+        *,
+        limits: GateConfig | LimitTable | None = None,
+        registry: Registry | None = None,
+        hwm_file: str | None = None,
+        name: str = "gate",
+        publish_approvals: bool | None = None,
+        publish_refusals: bool | None = None,
+        publish_mode: str = "each",
+        decision_log: str | Path | None = None,
+        max_drain_frames: int | None = None,
+        subscriber: Any = None,
+        producer: Any = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if publish_mode not in ("each", "batch"):
+            raise ValueError(f"publish_mode must be 'each' or 'batch', got {publish_mode!r}")
+        if isinstance(limits, LimitTable):
+            table = limits
+            self.registry = registry or table.registry
+        else:
+            self.registry = registry or default_registry()
+            table = LimitTable(limits, self.registry)
+        cfg = table.config
+        self.config = cfg
+        self.name = name
+        self.table = table
+        self.fold = GateFold(self.registry, table)
+        self.fold.on_new_orders = self._released
+        self.book = self.fold.book
+        a, i, _v = self.book.shape
+        self.reservations = Reservations(a, i)
+        self.rates = RateState(a)
+        self._view = BookView.from_book(self.book, self.registry)
+        self._view.order_known = self.fold.seen_ids.__contains__
+        self._clock = clock
+        self._max_drain = max_drain_frames if max_drain_frames is not None else cfg.max_drain_frames
+        self._pub_ok = cfg.publish_approvals if publish_approvals is None else publish_approvals
+        self._pub_refused = cfg.publish_refusals if publish_refusals is None else publish_refusals
+        self._each = publish_mode == "each"
+        self._outbox: list[tuple] = []
+        self._text_cache: dict[str, bytes] = {}
+        self.counts: dict[str, int] = {"approved": 0, "refused": 0, "published": 0, "publish_errors": 0, "unpublished": 0}
+        self.refused_by_reason: dict[str, int] = {}
+        if subscriber is None:
+            from consumers.subscriber import Subscriber
+
+            if not (publish and hwm and replay):
+                raise ValueError("Gate needs publish, hwm and replay endpoints (or a subscriber)")
+            subscriber = Subscriber(publish=publish, hwm=hwm, replay=replay, fold=self.fold, hwm_file=hwm_file, name=name)
+        self.subscriber = subscriber
+        if producer is None and ingest:
+            from sequencer.producer import Producer
+
+            producer = Producer(ingest=ingest, name=name)
+        self.producer = producer
+        self._token_ids: dict[int, list[int]] = {}
+        self._since_reply_poll = 0
+        path = decision_log if decision_log is not None else (cfg.decision_log or None)
+        self._log_file = open(path, "ab", buffering=1 << 16) if path else None  # noqa: SIM115
+        self._log_enc = msgspec.json.Encoder()
+
+    # -- construction from the config file ------------------------------------------------
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> "Gate":
+        """A gate from a TOML config: ``[gate]`` limits and switches, endpoints defaulting to ``[sequencer]``."""
+        from sequencer.config import load_document, load_registry, load_sequencer_config
+
+        doc = load_document(path)
+        reg = load_registry(doc)
+        cfg = load_gate_config(doc, reg)
+        seq = load_sequencer_config(doc)
+        kwargs: dict[str, Any] = {
+            "publish": cfg.publish or seq.publish,
+            "hwm": cfg.hwm or seq.hwm,
+            "replay": cfg.replay or seq.replay,
+            "ingest": cfg.ingest or seq.ingest,
+            "hwm_file": cfg.hwm_file or seq.hwm_file or None,
+            "limits": LimitTable(cfg, reg),
+            "registry": reg,
+            "name": cfg.name,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # -- state ---------------------------------------------------------------------------
+    def _released(self, order_ids: list[int]) -> None:
+        res = self.reservations
+        if res.by_id:
+            for oid in order_ids:
+                res.release(oid)
+
+    def stream_view(self) -> StreamView:
+        """What the subscriber knows now: applied seq, HWM, its timestamp, recovering, error."""
+        s = self.subscriber
+        return StreamView(s.applied_seq, s.hwm, s.hwm_ts_ns, s.recovering, s.error)
+
+    @property
+    def applied_seq(self) -> int:
+        return self.fold.applied_seq
+
+    def poll(self, max_frames: int | None = None) -> int:
+        """Apply pending stream events, collect ingest replies, flush queued decisions."""
+        n = self.subscriber.poll(max_frames or self._max_drain)
+        self.flush()
+        self._poll_replies()
+        return n
+
+    def flush(self) -> None:
+        """Submit queued decision records as one frame (non-blocking)."""
+        if not self._outbox:
+            return
+        recs = np.array(self._outbox, dtype=RECORD_DTYPE)
+        self._outbox.clear()
+        ids = recs["order_id"][recs["kind"] == _NEW].tolist()
+        try:
+            token = self.producer.submit(recs)
+        except (BufferError, ValueError, TypeError) as exc:
+            self.counts["publish_errors"] += 1
+            log.error("decision records not published: %s", exc, extra={"seq": self.applied_seq})
+            return
+        self.counts["published"] += len(recs)
+        if ids:
+            self._token_ids[token] = ids
+
+    def _poll_replies(self) -> None:
+        self._since_reply_poll = 0
+        if self.producer is None:
+            return
+        for reply in self.producer.poll(0):
+            ids = self._token_ids.pop(reply.first_producer_seq, None)
+            if not reply.ok:
+                self.counts["publish_errors"] += 1
+                log.error("sequencer refused decision records: %s %s", reply.code_name, reply.message, extra={"seq": self.applied_seq})
+                # An approval the sequencer will never stamp must not hold its reservation forever.
+                for oid in ids or ():
+                    self.reservations.release(oid)
+
+    # -- the check -----------------------------------------------------------------------
+    def check(self, order: Order | FixedOrder) -> Decision:
+        """Decide ``order`` (an :class:`Order` with decimals and names, or a :class:`FixedOrder`)."""
+        t0 = time.perf_counter_ns() if self._log_file is not None else 0
+        fo: FixedOrder | None = None
+        applied = hwm = 0
+        age_ms = -1.0
+        try:
+            self.subscriber.poll(self._max_drain)
+            now = self._clock()
+            if type(order) is FixedOrder:
+                fo = order
+                invalid = None
+            else:
+                fo, invalid = to_fixed(order, self.registry)
+            view = self.stream_view()
+            applied = view.applied_seq
+            hwm = view.hwm
+            if view.hwm_ts_ns:
+                age_ms = (now - view.hwm_ts_ns) / 1e6
+            reason, detail = check_order(fo, self._view, self.table, self.reservations, self.rates, view, now, invalid)
+            if reason is None:
+                r = self.table.resolved(fo.account, fo.instrument)
+                if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
+                    self.rates.take(fo.account, now, r.rate_per_sec, r.rate_per_min)
+                self.reservations.add(fo.order_id, fo.account, fo.instrument, fo.side, fo.qty, fo.price)
+        except Exception as exc:  # fail closed: whatever broke, this order is refused
+            log.exception("check failed; refusing", extra={"seq": applied})
+            reason = _INTERNAL
+            detail = f"{type(exc).__name__}: {exc}"
+        if reason is None:
+            self.counts["approved"] += 1
+            if self._pub_ok:
+                self._queue(_NEW, fo, 0, b"", applied, hwm)
+            decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
+        else:
+            self.counts["refused"] += 1
+            name = reason.name
+            self.refused_by_reason[name] = self.refused_by_reason.get(name, 0) + 1
+            if self._pub_refused:
+                self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+            oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
+            decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
+        if self._each and self._outbox and self.producer is not None:
+            self.flush()
+        self._since_reply_poll += 1
+        if self._since_reply_poll >= _REPLY_POLL_EVERY:
+            self._poll_replies()
+        if self._log_file is not None:
+            self._log(decision, t0)
+        return decision
+
+    def _text(self, detail: str) -> bytes:
+        got = self._text_cache.get(detail)
+        if got is None:
+            got = truncate_detail(detail)
+            if len(self._text_cache) < 4096:
+                self._text_cache[detail] = got
+        return got
+
+    def _queue(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
+        if self.producer is None:
+            return
+        # A record the sequencer would reject (unknown ids, bad qty) is not sent: the
+        # sequencer validates frames all-or-nothing and would drop good records with it.
+        if fo is None or fo.qty <= 0 or fo.order_id <= 0 or fo.price < 0 or fo.side not in (1, 2) or not (
+            fo.account and fo.instrument and fo.venue
+        ):
+            self.counts["unpublished"] += 1
+            return
+        self._outbox.append(
+            (0, 0, fo.order_id, fo.qty, fo.price, 0, applied, hwm, 0, fo.instrument, 0, fo.account, fo.venue, kind, fo.side, code, 0, text)
+        )
+
+    def _log(self, d: Decision, t0: int) -> None:
+        entry = DecisionLogEntry(self._clock(), d.order_id, 0 if d.reason is None else int(d.reason), d.applied_seq, d.hwm, time.perf_counter_ns() - t0)
+        self._log_file.write(self._log_enc.encode(entry) + b"\n")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush queued decisions, close sockets and the decision log."""
+        try:
+            if self.producer is not None:
+                self.flush()
+                self.producer.flush(1.0)
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+            if self.producer is not None:
+                self.producer.close()
+            close = getattr(self.subscriber, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> "Gate":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

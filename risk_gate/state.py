@@ -1,0 +1,100 @@
+"""The gate's own state beside the Book: local reservations and per-account rate buckets.
+
+Both are plain Python (lists indexed by ``account * stride + instrument``) because the
+check reads single elements, where Python ints beat numpy scalars by a wide margin.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sequencer.protocol import Side
+
+__all__ = ["Reservation", "Reservations", "RateState"]
+
+_BUY = int(Side.BUY)
+
+
+class Reservation(NamedTuple):
+    """One approval not yet seen back on the stream."""
+
+    order_id: int
+    account: int
+    instrument: int
+    side: int
+    qty: int
+    price: int
+
+
+class Reservations:
+    """Approvals of this gate that the stream has not yet shown back (worst-case exposure).
+
+    ``buy[k]``/``sell[k]`` are reserved lots per ``k = account * stride + instrument``,
+    ``count[account]`` the number of reserved orders.
+    """
+
+    def __init__(self, n_accounts: int, stride: int) -> None:
+        self.stride = stride
+        self.by_id: dict[int, Reservation] = {}
+        self.buy = [0] * (n_accounts * stride)
+        self.sell = [0] * (n_accounts * stride)
+        self.count = [0] * n_accounts
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def __contains__(self, order_id: int) -> bool:
+        return order_id in self.by_id
+
+    def add(self, order_id: int, account: int, instrument: int, side: int, qty: int, price: int) -> None:
+        """Reserve an approved order."""
+        self.by_id[order_id] = Reservation(order_id, account, instrument, side, qty, price)
+        k = account * self.stride + instrument
+        if side == _BUY:
+            self.buy[k] += qty
+        else:
+            self.sell[k] += qty
+        self.count[account] += 1
+
+    def release(self, order_id: int) -> Reservation | None:
+        """Drop a reservation (its order is now in the Book); ``None`` if it was not reserved."""
+        r = self.by_id.pop(order_id, None)
+        if r is not None:
+            k = r.account * self.stride + r.instrument
+            if r.side == _BUY:
+                self.buy[k] -= r.qty
+            else:
+                self.sell[k] -= r.qty
+            self.count[r.account] -= 1
+        return r
+
+
+class RateState:
+    """Token buckets per account: one per second and one per minute, full at start.
+
+    A bucket holds at most its rate (orders per second / per minute) and refills
+    continuously; a token is taken only when an order is approved.
+    """
+
+    def __init__(self, n_accounts: int) -> None:
+        self.sec = [-1.0] * n_accounts  # -1 = full (never used)
+        self.min = [-1.0] * n_accounts
+        self.last_ns = [0] * n_accounts
+
+    def available(self, account: int, now_ns: int, per_sec: float, per_min: float) -> tuple[float, float]:
+        """Tokens in the two buckets at ``now_ns`` (without taking any)."""
+        last = self.last_ns[account]
+        dt = (now_ns - last) * 1e-9 if now_ns > last else 0.0
+        s = self.sec[account]
+        m = self.min[account]
+        s = per_sec if s < 0 else min(per_sec, s + dt * per_sec)
+        m = per_min if m < 0 else min(per_min, m + dt * per_min / 60.0)
+        return s, m
+
+    def take(self, account: int, now_ns: int, per_sec: float, per_min: float) -> None:
+        """Take one token from each bucket that has a rate set (``< 0`` = no limit)."""
+        s, m = self.available(account, now_ns, per_sec, per_min)
+        self.sec[account] = s - 1.0 if per_sec >= 0 else -1.0
+        self.min[account] = m - 1.0 if per_min >= 0 else -1.0
+        if now_ns > self.last_ns[account]:
+            self.last_ns[account] = now_ns

@@ -1,6 +1,6 @@
 """Test helpers shared by every test file: a real sequencer process on ``ipc://`` endpoints.
 
-    from tests.support import running_sequencer
+    from support import running_sequencer   # tests/ is on sys.path under pytest
 
     def test_x(tmp_path):
         with running_sequencer(tmp_path) as seq:
@@ -137,7 +137,10 @@ def running_sequencer(tmp_path: Path, **opts: object) -> Iterator[SequencerProce
             raise TypeError(f"running_sequencer: unknown option {key!r}")
         args += [_OPTION_FLAGS[key], str(value)]
     hwm_opt = opts.get("hwm_file")
-    hwm_file = None if str(hwm_opt).lower() in ("off", "none") else Path(str(hwm_opt)) if hwm_opt else journal / "hwm"
+    if not hwm_opt:
+        hwm_file: Path | None = journal / "hwm"
+    else:
+        hwm_file = None if str(hwm_opt).lower() in ("off", "none") else Path(str(hwm_opt))
     log_dir = tmp_path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"sequencer-{time.monotonic_ns()}.log"

@@ -207,6 +207,20 @@ def _run_module(area: str, *, quick: bool, repeats: int, cache: dict[str, Any], 
     return rows, {"name": area, "status": status, "seconds": round(seconds, 3), "results": measured}
 
 
+def _merge(rows: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """Append ``new`` rows; a row repeating an earlier one (same name and value: a cached
+    ceiling an area module returned again) is dropped, a clash of names is flagged."""
+    seen = {r["name"]: r for r in rows if r["status"] != "error"}
+    for r in new:
+        old = seen.get(r["name"])
+        if old is not None and r["status"] != "error":
+            if old["value"] == r["value"] and old["unit"] == r["unit"]:
+                continue
+            r["note"] = f"{r['note']}; DUPLICATE NAME (also from {old['module']})".lstrip("; ")
+        rows.append(r)
+        seen.setdefault(r["name"], r)
+
+
 def run_suite(*, quick: bool = False, only: Sequence[str] | None = None, repeats: int | None = None,
               tmp_base: Path | None = None, timeout: float | None = None,
               areas: Sequence[str] | None = None,
@@ -235,7 +249,7 @@ def run_suite(*, quick: bool = False, only: Sequence[str] | None = None, repeats
         got, info = _run_module(area, quick=quick, repeats=reps, cache=cache, tmp_base=tmp_base,
                                 timeout=limit, log=log)
         log(f"benchmarks: {area} {info['status']} in {info['seconds']:.1f} s, {info['results']} result(s)")
-        rows.extend(got)
+        _merge(rows, got)
         modules.append(info)
     doc["modules"] = modules
     doc["results"] = complete_rows(rows)

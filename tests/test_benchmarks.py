@@ -211,6 +211,16 @@ def test_run_suite_when_one_module_raises_then_error_row_and_others_still_run(mo
     assert not seen["tmpdir"].exists()
 
 
+def test_run_suite_when_area_returns_a_cached_ceiling_row_again_then_kept_once(monkeypatch):
+    shared = {"name": "ref_rate", "value": 7.0, "unit": "records/s", "higher_is_better": True}
+    _fake_area(monkeypatch, "zref", lambda ctx: [dict(shared)])
+    _fake_area(monkeypatch, "zuse", lambda ctx: [dict(shared), _row(name="ref_rate", value=8.0)])
+    doc = run_suite(quick=True, areas=["zref", "zuse"], log=_quiet)
+    names = [(r["name"], r["value"]) for r in doc["results"]]
+    assert names == [("ref_rate", 7.0), ("ref_rate", 8.0)]
+    assert "DUPLICATE NAME" in doc["results"][1]["note"]
+
+
 def test_run_suite_when_module_runs_past_timeout_then_timed_out_error_row(monkeypatch):
     def slow(ctx):
         deadline = time.monotonic() + 5

@@ -1,0 +1,198 @@
+"""The Gate class in-process: conversion, audit-trail records, reservations, fail closed."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from gate_support import T0, FakeProducer, FakeSubscriber, rec
+from risk_gate import FixedOrder, Gate, GateConfig, Order, RefuseReason
+from risk_gate.reasons import truncate_detail
+from sequencer.protocol import Kind
+from sequencer.registry import default_registry
+
+REG = default_registry()
+PX = 5_000_000
+
+
+class _Sub(FakeSubscriber):
+    def __init__(self):
+        super().__init__(None)
+
+
+def make_gate(tmp_path=None, **cfg) -> Gate:
+    sub = _Sub()
+    gate = Gate(limits=GateConfig(**cfg), registry=REG, subscriber=sub, producer=FakeProducer(), clock=lambda: T0,
+                decision_log=(tmp_path / "decisions.jsonl") if tmp_path else None)
+    sub.fold = gate.fold
+    sub.push([rec(Kind.PRICE, instrument=1, price=PX), rec(Kind.PRICE, instrument=2, price=300_000)])
+    return gate
+
+
+def btc(qty="0.5", price="50000.00", oid=1, **kw) -> Order:
+    return Order(kw.pop("account", "acct-1"), kw.pop("instrument", "BTC-USDT"), "sim-1", kw.pop("side", "buy"), qty, price, oid)
+
+
+def test_check_when_decimal_order_within_limits_then_approves_and_publishes_new_order():
+    gate = make_gate(max_order_qty="1")
+    d = gate.check(btc())
+    assert d.approved and d.reason is None and d.applied_seq == 2 and d.hwm == 2 and d.lag == 0
+    (r,) = gate.producer.records
+    assert int(r["kind"]) == Kind.NEW_ORDER and int(r["order_id"]) == 1
+    assert (int(r["qty"]), int(r["price"]), int(r["aux1"]), int(r["aux2"])) == (5000, PX, 2, 2)
+    assert 1 in gate.reservations
+
+
+@pytest.mark.parametrize(
+    ("order", "field"),
+    [
+        (btc(qty="nan"), "qty"),
+        (btc(qty=float("nan")), "qty"),
+        (btc(qty="-1"), "qty"),
+        (btc(qty="0.00001"), "qty"),
+        (btc(price="50000.001"), "price"),
+        (btc(price=0), "price"),
+        (btc(account="nobody"), "account"),
+        (btc(instrument="XRP"), "instrument"),
+        (btc(side="hold"), "side"),
+        (btc(oid=0), "order_id"),
+    ],
+)
+def test_check_when_order_invalid_then_refuses_invalid_order_naming_field(order, field):
+    gate = make_gate()
+    d = gate.check(order)
+    assert d.reason is RefuseReason.INVALID_ORDER
+    assert d.detail.startswith(field), d.detail
+
+
+def test_check_when_inputs_are_decimal_int_float_then_same_fixed_point():
+    gate = make_gate()
+    ds = [gate.check(btc(qty=q, price=p, oid=n)) for n, (q, p) in enumerate(
+        [("1", "50000"), (Decimal("1"), Decimal("50000.00")), (1, 50000), (1.0, 50000.0)], start=1)]
+    assert all(d.approved for d in ds)
+    recs = gate.producer.records
+    assert set(recs["qty"].tolist()) == {10000} and set(recs["price"].tolist()) == {PX}
+
+
+def test_check_when_refused_then_publishes_refused_record_with_reason_and_truncated_detail():
+    gate = make_gate(max_order_qty="0.1")
+    d = gate.check(btc(qty="0.5"))
+    assert d.reason is RefuseReason.MAX_ORDER_QTY
+    (r,) = gate.producer.records
+    assert int(r["kind"]) == Kind.REFUSED and int(r["code"]) == RefuseReason.MAX_ORDER_QTY
+    assert bytes(r["text"]).rstrip(b"\0").decode() == truncate_detail(d.detail).decode()
+    assert 1 not in gate.reservations
+
+
+def test_check_when_publish_refusals_off_then_nothing_published():
+    gate = make_gate(max_order_qty="0.1", publish_refusals=False)
+    assert not gate.check(btc()).approved
+    assert len(gate.producer.records) == 0
+
+
+def test_truncate_detail_when_multibyte_at_boundary_then_cut_on_character():
+    text = "é" * 30  # 60 bytes
+    cut = truncate_detail(text)
+    assert len(cut) == 40 and cut.decode() == "é" * 20
+    assert truncate_detail("x" + "€" * 20).decode() == "x" + "€" * 13  # 1 + 13 * 3 = 40 bytes exactly
+    assert truncate_detail("xy" + "€" * 20).decode() == "xy" + "€" * 12  # the 13th would end at byte 41
+
+
+def test_check_when_own_new_order_comes_back_then_reservation_released():
+    gate = make_gate(max_position="1")
+    assert gate.check(btc(qty="0.6", oid=1)).approved
+    assert gate.check(btc(qty="0.6", oid=2)).reason is RefuseReason.MAX_POSITION
+    sent = gate.producer.records[0:1].copy()
+    gate.subscriber.push([sent])
+    assert gate.check(btc(qty="0.3", oid=3)).approved  # poll applied it: now open, not reserved
+    assert 1 not in gate.reservations and 3 in gate.reservations
+    assert int(gate.book.open_buy[1, 1]) == 6000
+
+
+def test_check_when_order_id_reused_then_duplicate():
+    gate = make_gate()
+    assert gate.check(btc(oid=5)).approved
+    assert gate.check(btc(oid=5)).reason is RefuseReason.DUPLICATE_ORDER_ID
+
+
+def test_check_when_a_check_raises_then_refuses_internal_error(monkeypatch):
+    gate = make_gate()
+
+    def boom(*a, **k):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr("risk_gate.gate.check_order", boom)
+    d = gate.check(btc())
+    assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR and "injected" in d.detail
+    assert len(gate.reservations) == 0
+    (r,) = gate.producer.records
+    assert int(r["code"]) == RefuseReason.INTERNAL_ERROR
+
+
+def test_check_when_subscriber_poll_raises_then_refuses_internal_error():
+    gate = make_gate()
+    gate.subscriber.poll = lambda n=0: 1 / 0
+    d = gate.check(btc())
+    assert d.reason is RefuseReason.INTERNAL_ERROR and "ZeroDivisionError" in d.detail
+
+
+def test_check_when_events_pending_then_drained_before_deciding():
+    gate = make_gate()
+    gate.subscriber.push([rec(Kind.HALT)])
+    d = gate.check(btc())
+    assert d.reason is RefuseReason.HALTED and d.applied_seq == 3 and d.lag == 0
+
+
+def test_check_when_hwm_ahead_beyond_budget_then_stale_sequence_then_recovers():
+    gate = make_gate(max_lag_events=3)
+    gate.subscriber.heartbeat(10, T0)
+    d = gate.check(btc(oid=1))
+    assert d.reason is RefuseReason.STALE_SEQUENCE and d.lag == 8
+    gate.subscriber.heartbeat(4, T0)
+    assert gate.check(btc(oid=2)).approved
+
+
+def test_check_when_fixed_order_then_fast_path_same_decision():
+    gate = make_gate()
+    d = gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 9))
+    assert d.approved and int(gate.producer.records[0]["qty"]) == 5000
+
+
+def test_check_when_decision_log_enabled_then_one_line_per_check(tmp_path):
+    gate = make_gate(tmp_path, max_order_qty="0.1")
+    gate.check(btc(qty="0.1", oid=1))
+    gate.check(btc(qty="1", oid=2))
+    gate.close()
+    lines = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert [line[1:3] for line in lines] == [[1, 0], [2, int(RefuseReason.MAX_ORDER_QTY)]]
+    assert all(line[5] > 0 for line in lines)
+
+
+def test_check_when_rate_limited_then_tokens_taken_only_on_approval():
+    gate = make_gate(rate_per_sec=2, max_order_qty="0.1")
+    for n in range(5):
+        gate.check(btc(qty="1", oid=100 + n))  # refused by qty: takes no token
+    assert gate.check(btc(qty="0.1", oid=1)).approved
+    assert gate.check(btc(qty="0.1", oid=2)).approved
+    assert gate.check(btc(qty="0.1", oid=3)).reason is RefuseReason.RATE_LIMIT
+    gate._clock = lambda: T0 + 600_000_000
+    gate.subscriber.heartbeat(2, T0 + 600_000_000)
+    assert gate.check(btc(qty="0.1", oid=4)).approved
+
+
+def test_from_config_when_file_given_then_endpoints_from_sequencer_section(tmp_path, monkeypatch):
+    p = tmp_path / "c.toml"
+    p.write_text('[sequencer]\npublish = "ipc://x-pub"\nhwm = "ipc://x-hwm"\nreplay = "ipc://x-rep"\ningest = "ipc://x-in"\n'
+                 '[gate]\nname = "g1"\nmax_order_qty = "2"\n')
+    seen = {}
+
+    def fake_init(self, **kw):
+        seen.update(kw)
+
+    monkeypatch.setattr(Gate, "__init__", fake_init)
+    Gate.from_config(p)
+    assert seen["publish"] == "ipc://x-pub" and seen["ingest"] == "ipc://x-in" and seen["name"] == "g1"
+    assert seen["limits"].resolved(1, 1).max_qty_lots == 20_000

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import xxhash
 
 from sequencer.journal._errors import JournalCorrupt, JournalError, Problem
-from sequencer.journal._format import HDR, FrameIndex, list_segments, read_index, walk_frames
+from sequencer.journal._format import FrameIndex, check_frame_bytes, list_segments, read_index, walk_frames
 from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE
 
 __all__ = ["Segment", "SegmentSet", "SMALL_FRAME", "GATHER_RECORDS"]
@@ -198,7 +197,6 @@ def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: b
     idx = seg.index
     need = idx.offset[n - 1] + HEADER_SIZE + idx.count[n - 1] * RECORD_SIZE
     buf = seg.mapping(need)
-    mv = memoryview(buf)
     pending: list[tuple[int, int]] = []
     pending_n = 0
     for j in range(idx.find(from_seq, n), n):
@@ -212,7 +210,7 @@ def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: b
             continue
         off = idx.offset[j]
         if verify:
-            _verify_frame(seg, mv, off, count, first)
+            _verify_frame(seg, buf, off, count, first)
         if hi - lo >= SMALL_FRAME:
             if pending:
                 yield _gather(buf, need, pending, pending_n)
@@ -228,11 +226,14 @@ def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: b
         yield _gather(buf, need, pending, pending_n)
 
 
-def _verify_frame(seg: Segment, mv: memoryview, off: int, count: int, first: int) -> None:
-    size = HEADER_SIZE + count * RECORD_SIZE
-    want = HDR.unpack_from(mv, off)[4]
-    if xxhash.xxh3_64_intdigest(mv[off + 16 : off + size]) != want:
-        raise JournalCorrupt(Problem(seg.name, off, first, "checksum mismatch on read"))
+def _verify_frame(seg: Segment, buf: mmap.mmap, off: int, count: int, first: int) -> None:
+    """Re-check a frame as it is read: whole header, checksum, and agreement with the index."""
+    end = off + HEADER_SIZE + count * RECORD_SIZE
+    got_first, got_count, _, reason, _ = check_frame_bytes(buf, off, end)
+    if reason is None and (got_first, got_count) != (first, count):
+        reason = f"frame says seqs {got_first}+{got_count}, index says {first}+{count}"
+    if reason is not None:
+        raise JournalCorrupt(Problem(seg.name, off, first, f"{reason} (found on read)"))
 
 
 def _gather(buf: mmap.mmap, need: int, pending: list[tuple[int, int]], total: int) -> np.ndarray:

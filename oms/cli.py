@@ -22,6 +22,10 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document (keys: seq, orders, positions, anomalies, trading_states)")
     p.add_argument("--config", metavar="FILE", default=None, help="TOML config with the registry (default: built-in registry)")
     p.set_defaults(func=replay_main)
+    # The audit extends replay with --at-time and --component oms|gate (risk_gate/audit/replay.py).
+    from risk_gate.audit.replay import add_replay_options
+
+    add_replay_options(p)
 
     q = sub.add_parser(
         "oms",

@@ -104,16 +104,21 @@ def iter_journal(path: str | Path, until: int | None) -> tuple[int, Iterator[np.
         source = _frames_before_corruption(Path(path))
     except (JournalError, OSError) as exc:
         raise AuditError(f"journal {path}: {exc}") from None
+    # For the progress bar only: the reader raises on its own when reading reaches a corrupt
+    # frame, which its visible last seq may stop short of.
     last = source.last_seq if until is None else min(until, source.last_seq)
 
     def chunks() -> Iterator[np.ndarray]:
         try:
             if isinstance(source, JournalReader):
-                yield from source.read(1, last)
+                yield from source.read(1, until)
             else:
-                yield from source.iter_records(1, last, True)
+                yield from source.iter_records(1, until, True)
         except (JournalError, OSError) as exc:
             raise AuditError(f"journal {path}: {exc}") from None
+        finally:
+            if isinstance(source, JournalReader):
+                source.close()
 
     return last, chunks()
 

@@ -149,6 +149,7 @@ def render_markdown(doc: dict[str, Any], table_only: bool = False) -> str:
         "# seqrisk benchmark results",
         "",
         f"{doc['date']} — {'QUICK smoke run (tiny sizes, numbers not representative)' if doc['quick'] else 'full run'}"
+        f"{'' if doc.get('complete', True) else ' — INCOMPLETE (still running or interrupted)'}"
         f", {doc['repeats']} measured runs per result after {doc['warmup']} warm-up run(s) (excluded).",
         "",
         *table,

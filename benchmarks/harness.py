@@ -119,6 +119,12 @@ class Context:
                 "reference": reference, "reference_value": reference_value, "target": target,
                 "note": note, **vals}
 
+    def skip(self, name: str, reason: str, unit: str = "", *, higher_is_better: bool = True,
+             target: str | None = None) -> dict[str, Any]:
+        """A row that measured nothing and says why (e.g. an optional peer not installed)."""
+        return {"name": name, "value": None, "unit": unit, "higher_is_better": higher_is_better,
+                "target": target, "note": reason}
+
     def latency_results(self, name: str, runs: Sequence[np.ndarray], *, unit: str = "us",
                         references: dict[str, dict[str, Any]] | None = None,
                         targets: dict[str, str] | None = None, note: str = "") -> list[dict[str, Any]]:
@@ -224,8 +230,13 @@ def _merge(rows: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
 def run_suite(*, quick: bool = False, only: Sequence[str] | None = None, repeats: int | None = None,
               tmp_base: Path | None = None, timeout: float | None = None,
               areas: Sequence[str] | None = None,
-              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
-    """Run the selected area modules and return the results document (not yet written)."""
+              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the selected area modules and return the results document.
+
+    ``progress(doc)`` is called after each module with the document so far (``complete``
+    false), so that an interrupted run keeps what it measured.
+    """
     available = list(areas) if areas is not None else discover()
     if only:
         wanted = [o.removeprefix("bench_") for o in only]
@@ -251,6 +262,9 @@ def run_suite(*, quick: bool = False, only: Sequence[str] | None = None, repeats
         log(f"benchmarks: {area} {info['status']} in {info['seconds']:.1f} s, {info['results']} result(s)")
         _merge(rows, got)
         modules.append(info)
+        if progress is not None:
+            progress({**doc, "complete": False, "modules": list(modules), "results": complete_rows(list(rows))})
+    doc["complete"] = True
     doc["modules"] = modules
     doc["results"] = complete_rows(rows)
     return doc
@@ -275,11 +289,19 @@ def main_from_args(args: argparse.Namespace) -> int:
         print("error: --repeats must be >= 1", file=sys.stderr)
         return 2
     try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create --out {args.out}: {exc}", file=sys.stderr)
+        return 2
+    try:
         doc = run_suite(quick=args.quick, only=args.only, repeats=args.repeats, tmp_base=args.tmpdir,
-                        timeout=args.timeout)
+                        timeout=args.timeout, progress=lambda d: write_outputs(d, args.out))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} holds the modules that finished", file=sys.stderr)
+        return 130
     jpath, mpath = write_outputs(doc, args.out)
     print(render_markdown(doc, table_only=True))
     print(f"wrote {jpath} and {mpath}")

@@ -128,9 +128,11 @@ def test_check_row_when_schema_broken_then_error_names_the_problem(row, message)
         check_row(row, "area")
 
 
-def test_check_row_when_value_none_with_note_then_skipped():
+def test_check_row_when_value_none_with_note_then_skipped(tmp_path):
     out = check_row(_row(value=None, note="nautilus_trader not installed"), "gate")
     assert out["status"] == "skipped"
+    ctx = Context(quick=True, tmpdir=tmp_path, repeats=1)
+    assert check_row(ctx.skip("peer_check_latency_p50", "not installed", "us"), "gate")["status"] == "skipped"
 
 
 def test_complete_rows_when_reference_named_then_value_taken_from_same_run():
@@ -267,6 +269,15 @@ def test_main_when_modules_run_then_json_and_markdown_written_and_table_printed(
     assert "ERROR: ZeroDivisionError" in md and "## Reproduce" in md and "python -m benchmarks --quick" in md
     assert "zok_rate" in capsys.readouterr().out
     assert harness.main(["--quick", "--strict", "--out", str(out)]) == 1
+
+
+def test_run_suite_when_progress_given_then_called_after_each_module_with_partial_doc(monkeypatch):
+    _fake_area(monkeypatch, "za", lambda ctx: [_row(name="a")])
+    _fake_area(monkeypatch, "zb", lambda ctx: [_row(name="b")])
+    seen = []
+    doc = run_suite(quick=True, areas=["za", "zb"], log=_quiet,
+                    progress=lambda d: seen.append([r["name"] for r in d["results"]]))
+    assert seen == [["a"], ["a", "b"]] and doc["complete"] is True
 
 
 def test_main_when_nothing_measured_then_exit_1_and_unknown_only_exit_2(monkeypatch, tmp_path):

@@ -50,6 +50,8 @@ PUBLISH_SNDHWM = 10_000
 _HEADER = struct.Struct("<4sHBBQIIq")
 _CHECKSUM = struct.Struct("<Q")
 _STAMPED = int(FrameType.STAMPED)
+_PSEQ = struct.Struct("<q")
+_PSEQ_OFFSET = HEADER_SIZE + RECORD_DTYPE.fields["producer_seq"][1]
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
 
@@ -240,7 +242,12 @@ class Sequencer:
                 self._reject(ident, exc.code, exc.message)
                 continue
             if self.journal_failed:
-                self._reject(ident, ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input")
+                p0 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET)[0]
+                p1 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET + (count - 1) * RECORD_SIZE)[0]
+                self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
+                self._ingest.send_multipart([ident, _error_reply(
+                    ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
+                    p0, p1, -1, self.epoch)])
                 continue
             frames.append((ident, buf, count))
             nrec += count

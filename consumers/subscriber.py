@@ -1,0 +1,437 @@
+"""``Subscriber``: keeps a fold current with the sequencer's ordered stream.
+
+It owns the consumer side of three sockets (publish SUB, conflated heartbeat SUB, replay
+DEALER) and optionally the HWM file, and feeds what arrives to a
+:class:`~consumers.splice.Splicer`, which decides what the fold applies and which ranges to
+ask the replay service for. Nothing runs in the background: :meth:`Subscriber.poll` does
+the work in the caller's thread and :meth:`Subscriber.run` loops over it.
+
+``poll()`` is meant to be called very often (the gate calls it in every ``check()``).
+When the HWM file is available and says nothing new was published it returns after one
+read of a mapped page, without a syscall; otherwise it asks the data socket with
+``getsockopt(EVENTS)`` (no exceptions on the idle path). Heartbeats, timers and reports
+are looked at once every ``check_interval_s``.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+import xxhash
+import zmq
+
+from consumers.hwm import HwmFile, HwmTracker
+from consumers.splice import ReplayWant, Splicer
+from sequencer.codes import ResultCode
+from sequencer.log import get_logger
+from sequencer.messages import REPLAY_DATA, REPLAY_DONE, ConsumerReport, ReplayRequest, decode_replay_done, encode
+from sequencer.protocol import (
+    HEADER_SIZE,
+    MAGIC,
+    PROTOCOL_VERSION,
+    RECORD_DTYPE,
+    RECORD_SIZE,
+    FrameError,
+    FrameType,
+    decode_frame,
+    decode_heartbeat,
+)
+
+__all__ = ["Subscriber", "FoldLike"]
+
+_log = get_logger("subscriber")
+_HEADER = struct.Struct("<4sHBBQIIq")
+_POLLIN = zmq.POLLIN
+_EVENTS = zmq.EVENTS
+_NOBLOCK = zmq.NOBLOCK
+_STAMPED = int(FrameType.STAMPED)
+_mono = time.monotonic_ns
+_xxh3 = xxhash.xxh3_64_intdigest
+
+
+class FoldLike(Protocol):
+    """What a Subscriber needs of a fold (``consumers.fold.Fold`` satisfies it)."""
+
+    @property
+    def applied_seq(self) -> int: ...
+
+    def apply(self, records: np.ndarray) -> None: ...
+
+
+def _decode_stamped(buf: memoryview) -> tuple[int, int, np.ndarray]:
+    """``(epoch, first_seq, records)`` of a stamped frame; raises :class:`FrameError`.
+
+    The common case is checked with one ``struct`` read; anything unusual goes through
+    :func:`sequencer.protocol.decode_frame` so the error names exactly what is wrong.
+    """
+    if len(buf) >= HEADER_SIZE:
+        magic, version, ftype, flags, checksum, epoch, count, first = _HEADER.unpack_from(buf, 0)
+        if (
+            magic == MAGIC
+            and version == PROTOCOL_VERSION
+            and ftype == _STAMPED
+            and flags == 0
+            and len(buf) == HEADER_SIZE + count * RECORD_SIZE
+            and _xxh3(buf[16:]) == checksum
+        ):
+            return epoch, first, np.frombuffer(buf, dtype=RECORD_DTYPE, count=count, offset=HEADER_SIZE)
+    header, records = decode_frame(buf)
+    if header.frame_type != _STAMPED:
+        raise FrameError(ResultCode.BAD_FRAME_TYPE, f"frame type {header.frame_type} (ingest) where stamped frames are expected")
+    return header.epoch, header.first_seq, records
+
+
+class Subscriber:
+    """Subscribe, late-join, fill gaps, track the HWM and fold the stream into ``fold``.
+
+    Arguments: the sequencer's ``publish``, ``hwm`` and ``replay`` endpoints; ``fold`` (any
+    object with ``applied_seq`` and ``apply(records)``; restored from a snapshot, it
+    continues from its seq); ``hwm_file`` (path of the sequencer's HWM file when on the same
+    host, or None); ``name`` (shown in the sequencer's status). Tuning:
+    ``max_buffered_frames`` (live frames held while a gap is filled; beyond it they are
+    dropped and replayed instead), ``report_interval_s`` (how often a ``ConsumerReport`` is
+    sent; None or 0 = never), ``replay_timeout_s`` (re-ask when an answer stalls that
+    long), ``stall_s`` (how long the HWM may sit above the applied seq with no data before a
+    replay is asked for; also the minimum spacing of such requests), ``max_replay_records``,
+    ``check_interval_s`` (how often heartbeats, timers and reports are looked at).
+    """
+
+    def __init__(
+        self,
+        publish: str,
+        hwm: str,
+        replay: str,
+        fold: Any,
+        hwm_file: str | Path | None = None,
+        name: str = "consumer",
+        *,
+        max_buffered_frames: int = 1024,
+        report_interval_s: float | None = 1.0,
+        replay_timeout_s: float = 1.0,
+        stall_s: float = 0.05,
+        max_replay_records: int = 65536,
+        check_interval_s: float = 0.001,
+        rcvhwm: int = 10_000,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.publish_endpoint = publish
+        self.hwm_endpoint = hwm
+        self.replay_endpoint = replay
+        self.fold = fold
+        self.name = name
+        self._ctx = context or zmq.Context.instance()
+        self._rcvhwm = rcvhwm
+        self._splicer = Splicer(
+            fold.apply,
+            int(fold.applied_seq),
+            int(getattr(fold, "applied_epoch", 0) or 0),
+            max_buffered_frames=max_buffered_frames,
+            max_replay_records=max_replay_records,
+            replay_timeout_ns=int(replay_timeout_s * 1e9),
+            stall_ns=int(stall_s * 1e9),
+        )
+        self._tracker = HwmTracker()
+        self._file = HwmFile(hwm_file) if hwm_file else None
+        self._file_gen = -1
+        self._check_ns = max(0, int(check_interval_s * 1e9))
+        self._next_check_ns = 0
+        self._report_ns = int(report_interval_s * 1e9) if report_interval_s else 0
+        self._next_report_ns = 0
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub.connect(publish)
+        self._hb = self._ctx.socket(zmq.SUB)
+        self._hb.setsockopt(zmq.LINGER, 0)
+        self._hb.setsockopt(zmq.CONFLATE, 1)
+        self._hb.setsockopt(zmq.SUBSCRIBE, b"")
+        self._hb.connect(hwm)
+        self._dealer = self._new_dealer()
+        self._sockets_changed = True
+        self._logged_error: str | None = None
+        self._closed = False
+        self.bad_frames = 0
+        self.bad_heartbeats = 0
+        self.reports_sent = 0
+        self.last_bad_frame: str | None = None
+
+    def _new_dealer(self) -> zmq.Socket:
+        s = self._ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.replay_endpoint)
+        self._sockets_changed = True
+        return s
+
+    # ------------------------------------------------------------------ state
+    @property
+    def applied_seq(self) -> int:
+        """Seq of the last record the fold applied."""
+        return self._splicer.applied_seq
+
+    @property
+    def hwm(self) -> int:
+        """The newest HWM known (heartbeat or HWM file, whichever the sequencer stamped later)."""
+        return self._tracker.hwm
+
+    @property
+    def hwm_ts_ns(self) -> int:
+        """The sequencer's wall-clock timestamp of that HWM (0 before any)."""
+        return self._tracker.ts_ns
+
+    def hwm_age_ns(self, now_ns: int | None = None) -> int:
+        """Nanoseconds since the sequencer stamped the newest HWM (``time.time_ns()`` clock)."""
+        return self._tracker.age_ns(now_ns)
+
+    @property
+    def lag(self) -> int:
+        """``max(0, hwm - applied_seq)``: events that exist and the fold has not applied."""
+        return max(0, self._tracker.hwm - self._splicer.applied_seq)
+
+    @property
+    def epoch(self) -> int:
+        """The newest sequencer epoch seen (heartbeat, file, frames, replay answers)."""
+        return max(self._tracker.epoch, self._splicer.seen_epoch)
+
+    @property
+    def recovering(self) -> bool:
+        """True during late join, gap fill or an epoch check, and after an ``error``."""
+        return self._splicer.recovering
+
+    @property
+    def error(self) -> str | None:
+        """None, or why this consumer can no longer be current (epoch discontinuity)."""
+        return self._splicer.error
+
+    @property
+    def gaps(self) -> int:
+        """Live frames that did not continue the applied seq (each starts a gap fill)."""
+        return self._splicer.gaps
+
+    @property
+    def replays(self) -> int:
+        """Replay requests sent."""
+        return self._splicer.replays
+
+    @property
+    def frames(self) -> int:
+        """Live frames received."""
+        return self._splicer.frames
+
+    @property
+    def records(self) -> int:
+        """Records applied to the fold (live and replayed)."""
+        return self._splicer.records
+
+    @property
+    def duplicates_ignored(self) -> int:
+        """Live frames entirely at or below the applied seq."""
+        return self._splicer.duplicates_ignored
+
+    @property
+    def dropped_buffered(self) -> int:
+        """Live frames dropped because the gap buffer was full (replayed instead)."""
+        return self._splicer.dropped_buffered
+
+    def counters(self) -> dict[str, int]:
+        """Every counter by name (for status lines and tests)."""
+        sp = self._splicer
+        return {
+            "applied_seq": sp.applied_seq,
+            "hwm": self._tracker.hwm,
+            "lag": self.lag,
+            "epoch": self.epoch,
+            "frames": sp.frames,
+            "records": sp.records,
+            "gaps": sp.gaps,
+            "replays": sp.replays,
+            "replay_frames": sp.replay_frames,
+            "replay_timeouts": sp.replay_timeouts,
+            "replay_errors": sp.replay_errors,
+            "stale_replies": sp.stale_replies,
+            "duplicates_ignored": sp.duplicates_ignored,
+            "dropped_buffered": sp.dropped_buffered,
+            "stale_epoch_frames": sp.stale_epoch_frames,
+            "buffered_frames": sp.buffered_frames,
+            "bad_frames": self.bad_frames,
+            "bad_heartbeats": self.bad_heartbeats,
+            "reports_sent": self.reports_sent,
+        }
+
+    # ------------------------------------------------------------------ driving
+    def poll(self, max_frames: int = 64) -> int:
+        """Apply what is pending without blocking; returns the frames handled (live + replay)."""
+        now = _mono()
+        sp = self._splicer
+        hf = self._file
+        if hf is not None:
+            gen = hf.generation(now)
+            if gen != self._file_gen:
+                self._read_file(now)
+            if now < self._next_check_ns and self._tracker.hwm <= sp.applied_seq and sp.idle:
+                return 0
+        if now >= self._next_check_ns:
+            self._periodic(now)
+        n = 0
+        if sp.pending_request is not None:
+            n = self._drain_replay(now, max_frames)
+        sub = self._sub
+        while n < max_frames and sub.getsockopt(_EVENTS) & _POLLIN:
+            self._on_live(sub.recv(_NOBLOCK, copy=False), now)
+            n += 1
+        if n:
+            self._request(now)
+            if sp.error is not None and sp.error != self._logged_error:
+                self._log_error()
+        return n
+
+    def run(self, stop: threading.Event, *, max_frames: int = 512, idle_wait_s: float = 0.005) -> None:
+        """Poll until ``stop`` is set; waits at most ``idle_wait_s`` when nothing is pending."""
+        poller = zmq.Poller()
+        wait_ms = max(1, int(idle_wait_s * 1000))
+        while not stop.is_set():
+            if self.poll(max_frames):
+                continue
+            if self._sockets_changed:
+                poller = zmq.Poller()
+                for s in (self._sub, self._hb, self._dealer):
+                    poller.register(s, zmq.POLLIN)
+                self._sockets_changed = False
+            poller.poll(wait_ms)
+
+    def close(self) -> None:
+        """Close the sockets and the HWM file (the context is left to its owner)."""
+        if self._closed:
+            return
+        self._closed = True
+        for s in (self._sub, self._hb, self._dealer):
+            s.close(0)
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _periodic(self, now: int) -> None:
+        self._next_check_ns = now + self._check_ns
+        hb = self._hb
+        if hb.getsockopt(_EVENTS) & _POLLIN:
+            msg = hb.recv(_NOBLOCK)
+            try:
+                epoch, hwm, ts = decode_heartbeat(msg)
+            except FrameError as exc:
+                self.bad_heartbeats += 1
+                _log.warning("bad heartbeat ignored: %s", exc)
+            else:
+                if self._tracker.update(epoch, hwm, ts):
+                    self._splicer.note_hwm(self._tracker.epoch, self._tracker.hwm, now)
+        if self._file is not None:
+            gen = self._file.generation(now)
+            if gen != self._file_gen:
+                self._read_file(now)
+        if self._splicer.pending_request is None and self._dealer.getsockopt(_EVENTS) & _POLLIN:
+            self._drain_replay(now, 64)
+        self._request(now)
+        if self._report_ns and now >= self._next_report_ns:
+            self._next_report_ns = now + self._report_ns
+            self._send_report()
+        if self._splicer.error is not None and self._splicer.error != self._logged_error:
+            self._log_error()
+
+    def _read_file(self, now: int) -> None:
+        got = self._file.read() if self._file is not None else None
+        if got is None:
+            return
+        self._file_gen, (epoch, hwm, ts) = got
+        if self._tracker.update(epoch, hwm, ts):
+            self._splicer.note_hwm(self._tracker.epoch, self._tracker.hwm, now)
+
+    def _on_live(self, msg: zmq.Frame, now: int) -> None:
+        if msg.more:
+            self._discard_rest(self._sub)
+            self._bad("multipart message on the publish socket")
+            return
+        try:
+            epoch, first, records = _decode_stamped(msg.buffer)
+        except FrameError as exc:
+            self._bad(str(exc))
+            return
+        self._splicer.on_live(epoch, first, records, now)
+
+    def _drain_replay(self, now: int, budget: int) -> int:
+        dealer = self._dealer
+        sp = self._splicer
+        n = 0
+        while n < budget and dealer.getsockopt(_EVENTS) & _POLLIN:
+            parts = dealer.recv_multipart(_NOBLOCK, copy=False)
+            n += 1
+            tag = parts[0].bytes
+            if tag == REPLAY_DATA and len(parts) == 3:
+                try:
+                    epoch, first, records = _decode_stamped(parts[2].buffer)
+                except FrameError as exc:
+                    self._bad(f"replay chunk: {exc}")
+                    continue
+                sp.on_replay_data(int.from_bytes(parts[1].bytes, "little"), epoch, first, records, now)
+            elif tag == REPLAY_DONE and len(parts) == 2:
+                try:
+                    d = decode_replay_done(parts[1].bytes)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    self._bad(f"replay done: {exc}")
+                    continue
+                if d.code:
+                    _log.warning("replay %d..%d answered with code %d: %s", d.from_seq, d.last_seq, d.code, d.error)
+                sp.on_replay_done(d.req_id, d.last_seq, d.hwm, d.epoch, d.complete, now, d.code, d.error)
+            # Status replies and unknown tags are not for us: dropped.
+        return n
+
+    def _request(self, now: int) -> None:
+        want = self._splicer.want_replay(now)
+        if want is None:
+            return
+        if want.after_timeout:
+            # Lazy pirate: a fresh socket drops queued requests and replies of the old one.
+            _log.warning("replay answer timed out; reconnecting the replay socket (request %s)", want.reason)
+            self._dealer.close(0)
+            self._dealer = self._new_dealer()
+        self._send_request(want)
+
+    def _send_request(self, want: ReplayWant) -> None:
+        req = ReplayRequest(want.req_id, want.from_seq, want.to_seq, want.max_records)
+        try:
+            self._dealer.send(encode(req), _NOBLOCK)
+        except zmq.Again:
+            pass  # no connection yet: the request times out and is sent again
+
+    def _send_report(self) -> None:
+        report = ConsumerReport(self.name, self.applied_seq, self.hwm, self.lag, self.epoch)
+        try:
+            self._dealer.send(encode(report), _NOBLOCK)
+            self.reports_sent += 1
+        except zmq.Again:
+            pass
+
+    def _bad(self, why: str) -> None:
+        self.bad_frames += 1
+        self.last_bad_frame = why
+        _log.warning("bad frame ignored (%d so far): %s", self.bad_frames, why)
+
+    @staticmethod
+    def _discard_rest(sock: zmq.Socket) -> None:
+        while sock.getsockopt(zmq.RCVMORE):
+            sock.recv(_NOBLOCK)
+
+    def _log_error(self) -> None:
+        self._logged_error = self._splicer.error
+        _log.error("consumer %s stopped applying: %s", self.name, self._logged_error,
+                   extra={"epoch": self.epoch, "seq": self.applied_seq})

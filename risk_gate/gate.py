@@ -59,7 +59,8 @@ class Gate:
 
     ``subscriber``/``producer`` may be given instead of endpoints (tests, custom transports);
     ``clock`` returns ns on the sequencer's clock (``time.time_ns`` on the same host).
-    With ``ingest=None`` and no producer, decisions are not published.
+    With ``ingest=None`` and no producer, decisions are not published. ``subscriber_options``
+    are passed to :class:`consumers.subscriber.Subscriber` (e.g. ``stall_s``).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class Gate:
         subscriber: Any = None,
         producer: Any = None,
         clock: Callable[[], int] = time.time_ns,
+        subscriber_options: dict[str, Any] | None = None,
     ) -> None:
         if publish_mode not in ("each", "batch"):
             raise ValueError(f"publish_mode must be 'each' or 'batch', got {publish_mode!r}")
@@ -116,7 +118,9 @@ class Gate:
 
             if not (publish and hwm and replay):
                 raise ValueError("Gate needs publish, hwm and replay endpoints (or a subscriber)")
-            subscriber = Subscriber(publish=publish, hwm=hwm, replay=replay, fold=self.fold, hwm_file=hwm_file, name=name)
+            subscriber = Subscriber(
+                publish=publish, hwm=hwm, replay=replay, fold=self.fold, hwm_file=hwm_file, name=name, **(subscriber_options or {})
+            )
         self.subscriber = subscriber
         if producer is None and ingest:
             from sequencer.producer import Producer

@@ -1,0 +1,157 @@
+"""The gate against a real sequencer process: stalled data path, killed sequencer, kill switch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from gate_support import rec
+from risk_gate import Gate, GateConfig, Order, RefuseReason
+from sequencer.producer import Producer
+from sequencer.protocol import Kind
+from support import REPO_ROOT, running_sequencer
+
+pytestmark = pytest.mark.slow
+
+
+class Forwarder:
+    """A PUB -> SUB relay in a thread; while ``paused`` frames queue up in it (heartbeats do not pass here)."""
+
+    def __init__(self, ctx: zmq.Context, publish: str, tmp) -> None:
+        self.publish = f"ipc://{tmp}/fwd-pub"
+        self.paused = threading.Event()
+        self._stop = threading.Event()
+        self._xsub = ctx.socket(zmq.SUB)
+        self._xsub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._xsub.connect(publish)
+        self._xpub = ctx.socket(zmq.PUB)
+        self._xpub.bind(self.publish)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.paused.is_set():
+                time.sleep(0.002)
+                continue
+            if self._xsub.poll(10, zmq.POLLIN):
+                self._xpub.send_multipart(self._xsub.recv_multipart(zmq.NOBLOCK))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for s in (self._xsub, self._xpub):
+            s.close(0)
+
+
+def until(fn, timeout_s=10.0, every=0.005):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def order(oid: int, qty: str = "0.01") -> Order:
+    return Order("acct-1", "BTC-USDT", "sim-1", "buy", qty, "50000.00", oid)
+
+
+def publish_price(prod: Producer, n: int = 1) -> None:
+    recs = np.concatenate([rec(Kind.PRICE, instrument=1, price=5_000_000) for _ in range(n)])
+    prod.submit(recs)
+    assert all(r.ok for r in prod.flush(5.0))
+
+
+def make_gate(sp, publish=None, subscriber_options=None, **cfg) -> Gate:
+    return Gate(publish=publish or sp.publish, hwm=sp.hwm, replay=sp.replay, ingest=sp.ingest,
+                limits=GateConfig(**cfg), name="gate-test", subscriber_options=subscriber_options)
+
+
+def test_gate_when_data_path_stalls_then_stale_sequence_and_approves_after(tmp_path):
+    ctx = zmq.Context.instance()
+    with running_sequencer(tmp_path, heartbeat_ms=2) as sp:
+        fwd = Forwarder(ctx, sp.publish, tmp_path)
+        # stall_s: the subscriber would otherwise fetch the stalled range by replay at once
+        gate = make_gate(sp, publish=fwd.publish, subscriber_options={"stall_s": 30.0}, max_lag_events=5, max_hwm_age_ms=500)
+        prod = Producer(sp.ingest, name="prices")
+        try:
+            publish_price(prod)
+            until(lambda: gate.check(order(1)).approved)
+            fwd.paused.set()
+            target = gate.subscriber.hwm + 20 + 1
+            publish_price(prod, 20)
+            until(lambda: gate.poll() >= 0 and gate.subscriber.hwm >= target)
+            d = gate.check(order(2))
+            assert d.reason is RefuseReason.STALE_SEQUENCE, d
+            assert d.lag > 5
+            fwd.paused.clear()
+            oid = iter(range(3, 10_000))
+            d = until(lambda: (lambda x: x if x.approved else None)(gate.check(order(next(oid)))))
+            assert d.lag <= 5
+        finally:
+            prod.close()
+            gate.close()
+            fwd.close()
+
+
+def test_gate_when_sequencer_killed_then_stale_hwm_after_max_age(tmp_path):
+    with running_sequencer(tmp_path, heartbeat_ms=2) as sp:
+        gate = make_gate(sp, max_hwm_age_ms=200)
+        prod = Producer(sp.ingest, name="prices")
+        try:
+            publish_price(prod)
+            until(lambda: gate.check(order(1)).approved)
+            sp.kill()
+            killed = time.monotonic()
+            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(order(2))))
+            assert time.monotonic() - killed >= 0.15
+            assert d.hwm_age_ms > 200
+        finally:
+            prod.close()
+            gate.close()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sequencer.cli", *args], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_cli_when_halt_reduce_only_resume_then_gate_follows_sequenced_controls(tmp_path):
+    import json
+
+    with running_sequencer(tmp_path) as sp:
+        gate = make_gate(sp)
+        prod = Producer(sp.ingest, name="prices")
+        try:
+            publish_price(prod)
+            until(lambda: gate.check(order(1)).approved)
+            out = _cli("halt", "--ingest", sp.ingest, "--account", "acct-1", "--reason", "ops drill")
+            assert out.returncode == 0, out.stderr
+            seq = json.loads(out.stdout)["seq"]
+            until(lambda: gate.poll() >= 0 and gate.applied_seq >= seq)
+            d = gate.check(order(2))
+            assert d.reason is RefuseReason.HALTED and d.applied_seq >= seq
+            assert gate.check(Order("acct-2", "BTC-USDT", "sim-1", "buy", "0.01", "50000.00", 3)).approved
+            out = _cli("reduce-only", "--ingest", sp.ingest, "--instrument", "BTC-USDT", "--reason", "wind down")
+            assert out.returncode == 0, out.stderr
+            out = _cli("resume", "--ingest", sp.ingest, "--account", "acct-1", "--reason", "drill over")
+            seq = json.loads(out.stdout)["seq"]
+            until(lambda: gate.poll() >= 0 and gate.applied_seq >= seq)
+            assert gate.check(order(4)).reason is RefuseReason.REDUCE_ONLY
+            assert gate.check(Order("acct-1", "BTC-USDT", "sim-1", "sell", "0.01", "50000.00", 5)).reason is RefuseReason.REDUCE_ONLY
+            out = _cli("resume", "--ingest", sp.ingest, "--instrument", "BTC-USDT", "--reason", "all clear")
+            seq = json.loads(out.stdout)["seq"]
+            until(lambda: gate.poll() >= 0 and gate.applied_seq >= seq)
+            assert gate.check(order(6)).approved
+            bad = _cli("halt", "--ingest", sp.ingest, "--account", "nobody", "--reason", "x")
+            assert bad.returncode == 2 and "unknown account 'nobody'" in bad.stderr
+        finally:
+            prod.close()
+            gate.close()

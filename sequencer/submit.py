@@ -14,7 +14,7 @@ from typing import IO
 import msgspec
 import numpy as np
 
-from sequencer.ingest import FIELD_NAMES, Masks, validate_records
+from sequencer.ingest import FIELD_NAMES, Masks, describe_error, validate_records
 from sequencer.jsonl import JsonlError, record_from_json
 from sequencer.producer import Producer
 from sequencer.protocol import RECORD_DTYPE
@@ -70,10 +70,8 @@ def submit_file(path: str, ingest: str, registry: Registry, producer: str | None
         records["producer"] = prod.producer_id
         bad, code, field = validate_records(records, Masks(registry))
         if bad >= 0:
-            from sequencer.codes import ResultCode
-
             name = FIELD_NAMES[field] if field >= 0 else "record"
-            raise SubmitError(f"line {lines[bad]}: field {name}: {ResultCode(code).name}")
+            raise SubmitError(f"line {lines[bad]}: field {name}: {describe_error(records, bad, code, field)}")
         tokens = []
         for lo in range(0, len(records), FRAME_RECORDS):
             tokens.append((lo, prod.submit(records[lo:lo + FRAME_RECORDS])))

@@ -35,6 +35,7 @@ __all__ = [
     "raw_fromfile_throughput",
     "python_4limit_check_latency",
     "python_4limit_check",
+    "fold_floor_throughput",
     "frame_bytes",
 ]
 
@@ -121,7 +122,7 @@ def zmq_ping_latency(ctx: Any, *, records_per_msg: int = 1, count: int | None = 
     so nothing queues: the latency of one message through an idle path, wake-ups included.
     """
     size = frame_bytes(records_per_msg)
-    count = count or ctx.size(1_000, 20_000)
+    count = count or ctx.size(500, 20_000)
 
     def make() -> list[Row]:
         from benchmarks._zmq_ref import PeerPublisher
@@ -230,6 +231,25 @@ def raw_fromfile_throughput(ctx: Any, *, total_records: int | None = None, recor
     return _cached(ctx, ("fromfile", total_records, records_per_frame), fresh, make)
 
 
+def fold_floor_throughput(ctx: Any, records: int | None = None, *, fresh: bool = False) -> Row:
+    """The fold floor (:mod:`benchmarks._fold_floor`): net position per (account,
+    instrument) from fill records by a numba kernel over strided field views, records/s."""
+    from benchmarks._fold_floor import fold_positions, make_fills, positions_array
+
+    n = records or ctx.size(1 << 17, 1 << 22)
+
+    def make() -> Row:
+        rec = make_fills(n)
+        pos = positions_array(2, 3)
+        stats = ctx.measure_rate(lambda: fold_positions(rec, pos), n)
+        return ctx.result(
+            "numba_position_fold_floor_throughput", stats, "records/s", higher_is_better=True,
+            note=f"{n} fill records (128 B each) in one batch; warm-up run includes JIT/cache load",
+        )
+
+    return _cached(ctx, ("fold_floor", n), fresh, make)
+
+
 def python_4limit_check() -> Callable[[int, int, int, int, int], bool]:
     """A minimal pure-Python pre-trade check: max order qty, max order notional, worst-case
     max position (position + same-side open + this order), max open orders; dict state."""
@@ -300,5 +320,6 @@ def run(ctx: Any) -> list[Row]:
     for durability in _DURABILITY:
         rows.append(raw_write_throughput(ctx, 512, durability=durability))
     rows.append(raw_fromfile_throughput(ctx))
+    rows.append(fold_floor_throughput(ctx))
     rows.extend(python_4limit_check_latency(ctx))
     return rows

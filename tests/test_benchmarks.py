@@ -326,6 +326,7 @@ def test_ceilings_when_tiny_sizes_then_valid_positive_rows_and_child_stopped(tmp
         ceilings.raw_write_throughput(ctx, 64, durability="always", total_records=256),
         ceilings.raw_write_throughput(ctx, 64, durability="batch", total_records=1024),
         ceilings.raw_fromfile_throughput(ctx, total_records=4096),
+        ceilings.fold_floor_throughput(ctx, 4096),
         *ceilings.python_4limit_check_latency(ctx, 500),
     ]
     names = [check_row(r, "ceilings")["name"] for r in rows]
@@ -357,3 +358,17 @@ def test_python_4limit_check_when_a_limit_is_exceeded_then_refuses():
     assert not check(1, 1, 1, 1_000, 10**13)  # max notional
     assert not check(1, 1, 1, 99_000, 1)  # worst-case long: 500 + 1000 open + 99000 > 100000
     assert check(1, 1, 2, 99_000, 1)  # worst-case short: -500 + 800 open + 99000 <= 100000
+
+
+@given(n=st.integers(0, 200), accounts=st.integers(1, 4), instruments=st.integers(1, 4), seed=st.integers(0, 99))
+@settings(max_examples=50, deadline=None)
+def test_fold_floor_when_random_fills_then_numba_equals_reference(n, accounts, instruments, seed):
+    from benchmarks._fold_floor import fold_positions, fold_positions_reference, make_fills, positions_array
+
+    rec = make_fills(n, accounts, instruments, seed)
+    rec["kind"][::3] = 1  # some non-fill records, which the fold ignores
+    got = positions_array(accounts, instruments)
+    want = positions_array(accounts, instruments)
+    fold_positions(rec, got)
+    fold_positions_reference(rec, want)
+    assert np.array_equal(got, want)

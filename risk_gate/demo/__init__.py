@@ -2,7 +2,7 @@
 
 Modules: ``orchestrator`` (starts, steers and stops the processes), ``venue`` (simulated
 venue), ``strategy`` (strategy process embedding the gate), ``forwarder`` (the stallable data
-path), ``oms_proc`` (OMS consumer reporting its stats), ``ui``/``summary`` (live and plain views).
+path), ``ui``/``summary`` (live and plain views); the OMS is ``seqrisk oms`` itself.
 The public names are re-exported lazily so that ``seqrisk --help`` imports none of them.
 """
 

@@ -1,18 +1,15 @@
-"""Shared plumbing of the demo's child processes: stop on SIGTERM/SIGINT or parent death,
-and consumer reports to the sequencer (what ``seqrisk status`` lists)."""
+"""Shared plumbing of the demo's child processes: stop on SIGTERM/SIGINT or parent death.
+
+(Consumer reports to the sequencer, what ``seqrisk status`` lists, are sent by every
+``consumers.Subscriber`` itself.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
-import time
 
-import zmq
-
-from sequencer.messages import ConsumerReport, encode
-
-__all__ = ["StopFlag", "ConsumerReporter"]
+__all__ = ["StopFlag"]
 
 
 class StopFlag:
@@ -33,31 +30,3 @@ class StopFlag:
             # Reparented: the orchestrator died without stopping us.
             self.event.set()
         return self.event.is_set()
-
-
-class ConsumerReporter:
-    """Send a :class:`ConsumerReport` to the sequencer's replay socket every ``interval_s``."""
-
-    def __init__(self, replay: str, name: str, interval_s: float = 0.5, ctx: zmq.Context | None = None) -> None:
-        self.name = name
-        self.interval_s = interval_s
-        self._next = 0.0
-        self._sock = (ctx or zmq.Context.instance()).socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SNDHWM, 4)
-        self._sock.connect(replay)
-
-    def maybe_send(self, applied_seq: int, hwm: int, epoch: int) -> None:
-        """Report when the interval has passed; never blocks."""
-        now = time.monotonic()
-        if now < self._next:
-            return
-        self._next = now + self.interval_s
-        report = ConsumerReport(name=self.name, applied_seq=applied_seq, hwm=hwm, lag=max(0, hwm - applied_seq), epoch=epoch)
-        try:
-            self._sock.send(encode(report), zmq.NOBLOCK)
-        except zmq.Again:
-            pass
-
-    def close(self) -> None:
-        self._sock.close(0)

@@ -80,7 +80,7 @@ max_lag_events = 64
 max_hwm_age_ms = 250
 price_ttl_ms = 2000
 max_order_notional = 150000
-max_gross_exposure = 400000
+max_gross_exposure = 600000
 max_open_orders = 12
 rate_per_sec = 20
 rate_per_min = 900
@@ -95,11 +95,11 @@ max_order_qty = "20"
 max_position = "40"
 
 [gate.instruments.EUR-USD]
-max_order_qty = 150000
-max_position = 400000
+max_order_qty = 100000
+max_position = 250000
 
 [gate.accounts.acct-2]
-max_gross_exposure = 250000
+max_gross_exposure = 350000
 max_open_orders = 8
 
 [gate.accounts.acct-2.instruments.BTC-USDT]

@@ -69,6 +69,8 @@ class Demo:
         self.cfg = DemoConfig()
         self.config_path = self.dir / "seqrisk.toml"
         self._noted: set[str] = set()
+        self._approved_at_restart: int | None = None
+        self._restarted_at: float | None = None
 
     def say(self, text: str) -> None:
         """A line for the operator (the UI is not up yet or is gone)."""
@@ -109,6 +111,8 @@ class Demo:
         for sub in ("journal", "audit", "logs"):
             # The demo owns these: each run starts from an empty journal.
             shutil.rmtree(self.dir / sub, ignore_errors=True)
+        for name in ("pids.txt", "demo-run.json"):
+            (self.dir / name).unlink(missing_ok=True)
         (self.dir / "logs").mkdir()
         text = Path(self.opts.config).read_text(encoding="utf-8") if self.opts.config else DEFAULT_CONFIG
         self.config_path.write_text(text, encoding="utf-8")
@@ -127,6 +131,9 @@ class Demo:
         child.start()
         assert child.pid is not None
         self.pids.append(child.pid)
+        # Written as they start, so an operator (or a test) can see every PID of the run.
+        with open(self.dir / "pids.txt", "a", encoding="utf-8") as f:
+            f.write(f"{child.name} {child.pid}\n")
 
     def _commands(self) -> dict[str, list[str]]:
         ep = self.ep
@@ -140,15 +147,18 @@ class Demo:
                 *log, "sequencer", "--journal", str(self.dir / "journal"), "--ingest", ep.ingest, *conn,
                 "--hwm-file", str(ep.hwm_file), *cfg,
             ),
-            "forwarder": python_cmd("risk_gate.demo.forwarder", "--upstream", ep.publish, "--downstream", ep.gate_publish),
+            "forwarder": python_cmd(
+                "risk_gate.demo.forwarder", "--upstream", ep.publish, "--downstream", ep.gate_publish,
+                "--replay-upstream", ep.replay, "--replay-downstream", ep.gate_replay,
+            ),
             "venue": python_cmd(
                 "risk_gate.demo.venue", "--ingest", ep.ingest, *conn, "--hwm-file", str(ep.hwm_file),
                 "--stats", ep.stats, "--seed", seed, *cfg, *log,
             ),
-            "oms": python_cmd("risk_gate.demo.oms_proc", *conn, "--stats", ep.stats, *cfg, *log),
+            "oms": seqrisk_cmd(*log, "oms", *conn, "--hwm-file", str(ep.hwm_file), "--interval", "5", *cfg),
             "strategy": python_cmd(
                 "risk_gate.demo.strategy", "--ingest", ep.ingest, "--publish", ep.gate_publish, "--hwm", ep.hwm,
-                "--replay", ep.replay, "--stats", ep.stats, "--seed", seed, *cfg, *log,
+                "--replay", ep.gate_replay, "--stats", ep.stats, "--seed", seed, *cfg, *log,
             ),
         }
 
@@ -204,6 +214,8 @@ class Demo:
             display = LiveView()
         else:
             display = PlainReporter(self.out)
+        end = self.opts.seconds
+        last = self.view.started
         with display:
             while not self.signals:
                 now = time.monotonic()
@@ -212,9 +224,22 @@ class Demo:
                     self._do(step)
                 self._check_children()
                 self._pump(status, stats)
+                if self._restarted_at is not None:
+                    if self.view.sequencer_up:
+                        self.view.note(f"sequencer back after {now - self._restarted_at:.1f}s (epoch {self.view.sequencer_epoch})")
+                        self._restarted_at = None
+                    else:
+                        # The run's clock waits for the restart (a loaded machine can take
+                        # seconds to start Python), so the recovery is part of every run.
+                        plan.shift(now - last)
+                        end += now - last
+                        self.view.seconds = end
+                        if now - self._restarted_at > self.opts.startup_timeout_s:
+                            raise DemoFailed("the restarted sequencer did not answer in time\n" + self.children["sequencer"].tail())
+                last = now
                 self._refresh_procs()
                 display.refresh(self.view, now)
-                if t >= self.opts.seconds:
+                if t >= end:
                     break
                 stats.wait(50)
             if self.signals:
@@ -238,7 +263,10 @@ class Demo:
             self.view.phase = "fault: sequencer killed"
         elif step.action == "restart":
             self._start(self.children["sequencer"])
+            self._restarted_at = time.monotonic()
+            self.view.sequencer_up = False
             self.view.phase = "running"
+            self._approved_at_restart = self.view.gate.approved if self.view.gate else 0
         elif step.action in ("reduce-only", "resume"):
             name = f"operator-{step.action}"
             child = self._child(name, seqrisk_cmd(step.action, "--ingest", ep.ingest, *step.args, "--reason", step.text[:40]))
@@ -296,6 +324,9 @@ class Demo:
             "interrupted": bool(self.signals),
             "timeline": self.view.events,
             "decisions": {"approved": self.view.decisions()[0], "refused": dict(self.view.decisions()[2])},
+            "approved_after_faults": (
+                None if self._approved_at_restart is None else self.view.decisions()[0] - self._approved_at_restart
+            ),
         }
         (self.dir / "demo-run.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         if self.failure:

@@ -49,6 +49,12 @@ class FaultPlan:
         steps.sort(key=lambda s: s.at)
         return cls(steps)
 
+    def shift(self, dt: float) -> None:
+        """Postpone every step not handed out yet by ``dt`` seconds."""
+        for n in range(self._next, len(self.steps)):
+            s = self.steps[n]
+            self.steps[n] = Step(s.at + dt, s.action, s.text, s.args)
+
     def due(self, t: float) -> list[Step]:
         """Steps whose time has come (each returned once)."""
         out = []

@@ -29,6 +29,7 @@ class Endpoints:
     hwm: str
     replay: str
     gate_publish: str
+    gate_replay: str
     stats: str
     hwm_file: Path
     owns_ipc_dir: bool
@@ -45,7 +46,7 @@ class Endpoints:
             if ipc.exists():
                 shutil.rmtree(ipc)
             ipc.mkdir(parents=True)
-        ep = {n: f"ipc://{ipc / n}.sock" for n in ("ingest", "publish", "hwm", "replay", "gate_publish", "stats")}
+        ep = {n: f"ipc://{ipc / n}.sock" for n in ("ingest", "publish", "hwm", "replay", "gate_publish", "gate_replay", "stats")}
         return cls(ipc_dir=ipc, hwm_file=out_dir.resolve() / "hwm.shm", owns_ipc_dir=owns, **ep)
 
     def cleanup(self) -> None:

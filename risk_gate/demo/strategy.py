@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from risk_gate.demo._child import ConsumerReporter, StopFlag
+from risk_gate.demo._child import StopFlag
 from risk_gate.demo.config import DemoConfig, load_demo_config
 from risk_gate.demo.stats import GateStats, PositionRow, StatsPusher
 from sequencer.registry import Registry
@@ -27,7 +27,7 @@ from sequencer.registry import Registry
 __all__ = ["OrderFlow", "main"]
 
 # Typical order size per symbol in instrument units (others: 1).
-_SIZES = {"BTC-USDT": (0.1, 0.8), "ETH-USDT": (1.0, 8.0), "EUR-USD": (20_000.0, 120_000.0)}
+_SIZES = {"BTC-USDT": (0.1, 0.8), "ETH-USDT": (1.0, 8.0), "EUR-USD": (10_000.0, 60_000.0)}
 
 
 class OrderFlow:
@@ -146,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     handle = _GateHandle(gate, registry)
     flow = OrderFlow(registry, cfg, args.seed + 1000, accounts, venues)
     stats = StatsPusher(args.stats)
-    reporter = ConsumerReporter(args.replay, args.name)
     refused: Counter[str] = Counter()
     approved = checks = 0
     last_refusal = ""
@@ -187,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
                         refused[name] += 1
                         last_refusal = name
                 next_order = max(next_order + period, now - 1.0)
-            reporter.maybe_send(sub.applied_seq, sub.hwm, sub.epoch)
             if stats.due():
                 age = sub.hwm_age_ns() / 1e6 if sub.hwm_ts_ns else -1.0
                 stats.send(GateStats(
@@ -201,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("strategy stopping: %d checks, %d approved, %d refused", checks, approved, sum(refused.values()),
                  extra={"epoch": handle.sub.epoch, "seq": handle.sub.applied_seq})
         stats.close()
-        reporter.close()
         gate.close()
     return 0
 

@@ -20,15 +20,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from risk_gate.demo._child import ConsumerReporter, StopFlag
+from risk_gate.demo._child import StopFlag
 from risk_gate.demo.config import DemoConfig, load_demo_config
 from risk_gate.demo.stats import StatsPusher, VenueStats
-from sequencer.protocol import RECORD_DTYPE, Kind, empty_records
+from sequencer.codes import ResultCode
+from sequencer.protocol import Kind, empty_records
 from sequencer.registry import Registry
 
 __all__ = ["VenueFold", "VenueSim", "Action", "START_PRICES", "main"]
 
 # Decimal start prices of the random walk (other instruments start at 100).
+_NOT_INCREASING = int(ResultCode.PRODUCER_SEQ_NOT_INCREASING)
 START_PRICES = {"BTC-USDT": "60000", "ETH-USDT": "3000", "EUR-USD": "1.085"}
 
 
@@ -191,6 +193,13 @@ class VenueSim:
         return {self.registry.instrument(i).symbol: self.registry.instrument(i).price_str(p) for i, p in self.px.items()}
 
 
+def _unstamped(records: np.ndarray) -> np.ndarray:
+    out = records.copy()
+    out["producer"] = 0
+    out["producer_seq"] = 0
+    return out
+
+
 def _records(rows: list[dict[str, Any]]) -> np.ndarray:
     recs = empty_records(len(rows))
     for n, row in enumerate(rows):
@@ -229,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = Subscriber(publish=args.publish, hwm=args.hwm, replay=args.replay, fold=fold, hwm_file=args.hwm_file, name=args.name)
     producer = Producer(ingest=args.ingest, name=args.name)
     stats = StatsPusher(args.stats)
-    reporter = ConsumerReporter(args.replay, args.name)
+    sent: dict[int, np.ndarray] = {}
+    resent = 0
     price_every = cfg.price_interval_ms / 1000.0
     next_price = time.monotonic()
     log.info("venue started", extra={"seq": 0})
@@ -246,11 +256,19 @@ def main(argv: list[str] | None = None) -> int:
                 next_price = max(next_price + price_every, now)
             out = np.concatenate(batches) if len(batches) > 1 else batches[0]
             if len(out):
-                producer.submit(out)
+                sent[producer.submit(out)] = out
             for reply in producer.poll(0):
-                if not reply.ok:
-                    log.error("ingest refused a venue frame: %s %s", reply.code_name, reply.message)
-            reporter.maybe_send(sub.applied_seq, sub.hwm, sub.epoch)
+                recs = sent.pop(reply.first_producer_seq, None)
+                if reply.ok:
+                    continue
+                if reply.code == _NOT_INCREASING and recs is not None:
+                    # A frame lost in a sequencer crash, overtaken by newer frames after the
+                    # restart: the sequencer says it was never stamped, so send it again
+                    # under new producer seqs (late, but not lost).
+                    resent += 1
+                    sent[producer.submit(_unstamped(recs))] = recs
+                    continue
+                log.error("ingest refused a venue frame: %s %s", reply.code_name, reply.message)
             if stats.due():
                 stats.send(
                     VenueStats(
@@ -263,9 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.002)
         producer.flush(2.0)
     finally:
-        log.info("venue stopping", extra={"seq": sub.applied_seq})
+        log.info("venue stopping: %d frames sent again after a sequencer restart", resent, extra={"seq": sub.applied_seq})
         stats.close()
-        reporter.close()
         producer.close()
         sub.close()
     return 0

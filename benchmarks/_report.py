@@ -214,4 +214,7 @@ def utc_now() -> str:
 
 def command_line() -> str:
     """How this process was started, for the record."""
-    return " ".join([Path(sys.executable).name, *sys.argv])
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "benchmarks":
+        argv[0:1] = ["-m", "benchmarks"]
+    return " ".join([Path(sys.executable).name, *argv])

@@ -87,8 +87,19 @@ class RateState:
         dt = (now_ns - last) * 1e-9 if now_ns > last else 0.0
         s = self.sec[account]
         m = self.min[account]
-        s = per_sec if s < 0 else min(per_sec, s + dt * per_sec)
-        m = per_min if m < 0 else min(per_min, m + dt * per_min / 60.0)
+        # Plain comparisons: builtins.min costs several times more on this hot path.
+        if s < 0:
+            s = per_sec
+        else:
+            s += dt * per_sec
+            if s > per_sec:
+                s = per_sec
+        if m < 0:
+            m = per_min
+        else:
+            m += dt * per_min / 60.0
+            if m > per_min:
+                m = per_min
         return s, m
 
     def take(self, account: int, now_ns: int, per_sec: float, per_min: float) -> None:

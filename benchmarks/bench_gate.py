@@ -1,0 +1,205 @@
+"""Gate ``check()`` latency: idle, with 10k open orders, with 512 pending events.
+
+The gate runs in-process on a local subscriber stand-in (no sockets on the measured path
+besides the publish, which goes to a Producer whose DEALER is connected to a ROUTER in this
+process that never answers). Beside it, in the same run: a minimal pure-Python 4-limit check
+(the floor) and nautilus_trader's RiskEngine when importable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run"]
+
+PX = 5_000_000
+T_IDLE = {"p50": "<= 1 us", "p99": "<= 5 us"}
+
+
+class _LocalSub:
+    """Subscriber stand-in: batches in ``pending`` are applied on ``poll``; HWM always current."""
+
+    def __init__(self) -> None:
+        self.fold: Any = None
+        self.pending: list[np.ndarray] = []
+        self.recovering = False
+        self.error = None
+        self.hwm_ts_ns = time.time_ns()
+        self.hwm = 0
+
+    @property
+    def applied_seq(self) -> int:
+        return self.fold.applied_seq
+
+    def poll(self, max_frames: int = 64) -> int:
+        if not self.pending:
+            return 0
+        n = 0
+        while self.pending and n < max_frames:
+            self.fold.apply(self.pending.pop(0))
+            n += 1
+        return n
+
+    def close(self) -> None:
+        pass
+
+
+def _records(kind: int, n: int, first_seq: int, **fields: Any) -> np.ndarray:
+    from sequencer.protocol import RECORD_DTYPE
+
+    r = np.zeros(n, RECORD_DTYPE)
+    r["kind"] = kind
+    r["seq"] = np.arange(first_seq, first_seq + n)
+    r["ts_ns"] = time.time_ns()
+    for k, v in fields.items():
+        r[k] = v
+    return r
+
+
+def _gate(ctx: Any, publish: bool, open_orders: int = 0):
+    import zmq
+
+    from risk_gate import Gate, GateConfig
+    from sequencer.producer import Producer
+    from sequencer.protocol import Kind
+
+    cfg = GateConfig(
+        max_lag_events=0, max_hwm_age_ms=60_000, price_ttl_ms=600_000, max_order_qty="10", max_order_notional="10000000",
+        max_position="100000", max_gross_exposure="1e12", max_open_orders=10**7, rate_per_sec=1e9, rate_per_min=1e12,
+        price_collar_bps=500,
+    )
+    sub = _LocalSub()
+    producer = sink = None
+    if publish:
+        ep = f"ipc://{ctx.tmpdir}/gate-sink-{time.monotonic_ns()}"
+        sink = zmq.Context.instance().socket(zmq.ROUTER)
+        sink.setsockopt(zmq.LINGER, 0)
+        sink.bind(ep)
+        producer = Producer(ep, name="bench-gate", resend_timeout_s=3600, max_pending=10**7)
+    gate = Gate(limits=cfg, subscriber=sub, producer=producer, publish_approvals=publish, publish_refusals=publish)
+    sub.fold = gate.fold
+    seq = 1
+    gate.fold.apply(_records(int(Kind.PRICE), 1, seq, instrument=1, price=PX))
+    seq += 1
+    if open_orders:
+        gate.fold.apply(_records(int(Kind.NEW_ORDER), open_orders, seq, account=1, instrument=1, venue=1, side=1, qty=1,
+                                 price=PX, order_id=np.arange(10**9, 10**9 + open_orders)))
+        seq += open_orders
+    sub.hwm = seq - 1
+    return gate, sub, sink
+
+
+def _check_samples(gate: Any, n: int, first_oid: int, side: int = 1) -> np.ndarray:
+    from risk_gate import FixedOrder
+
+    orders = [FixedOrder(1, 1, 1, side if k % 2 else 3 - side, 1, PX, first_oid + k) for k in range(n)]
+    check = gate.check
+    out = np.empty(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for k in range(n):
+        o = orders[k]
+        t0 = clock()
+        check(o)
+        out[k] = clock() - t0
+    return out
+
+
+def _floor_samples(n: int) -> np.ndarray:
+    """A minimal 4-limit check (qty, notional, position, open orders) on dict state."""
+    limits = {"qty": 100_000, "notional": 10**13, "pos": 10**9, "open": 10**7}
+    pos = {(1, 1): 0}
+    open_n = {1: 0}
+
+    def check(account: int, instrument: int, side: int, qty: int, price: int) -> bool:
+        if qty > limits["qty"] or qty * price > limits["notional"]:
+            return False
+        p = pos[(account, instrument)] + (qty if side == 1 else -qty)
+        if abs(p) > limits["pos"] or open_n[account] + 1 > limits["open"]:
+            return False
+        return True
+
+    out = np.empty(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for k in range(n):
+        t0 = clock()
+        check(1, 1, 1, 1, PX)
+        out[k] = clock() - t0
+    return out
+
+
+def _pending_samples(gate: Any, sub: Any, n: int, first_oid: int) -> tuple[np.ndarray, np.ndarray]:
+    """check() with 512 price events pending (one frame) vs applying the same frame alone."""
+    from risk_gate import FixedOrder
+    from sequencer.protocol import Kind
+
+    checks = np.empty(n, dtype=np.int64)
+    applies = np.empty(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for k in range(n):
+        seq = gate.fold.applied_seq + 1
+        sub.pending.append(_records(int(Kind.PRICE), 512, seq, instrument=1, price=PX))
+        sub.hwm = seq + 511
+        o = FixedOrder(1, 1, 1, 1 + k % 2, 1, PX, first_oid + k)
+        t0 = clock()
+        gate.check(o)
+        checks[k] = clock() - t0
+        batch = _records(int(Kind.PRICE), 512, gate.fold.applied_seq + 1, instrument=1, price=PX)
+        t0 = clock()
+        gate.fold.apply(batch)
+        applies[k] = clock() - t0
+        sub.hwm = gate.fold.applied_seq
+    return checks, applies
+
+
+def _nautilus_row(ctx: Any) -> dict[str, Any]:
+    try:
+        import nautilus_trader  # noqa: F401
+    except ImportError:
+        return ctx.skip("nautilus_riskengine_pretrade_check_latency_p50", "nautilus_trader not installed (optional extra 'peers'); not measured", "us", higher_is_better=False)
+    return ctx.skip("nautilus_riskengine_pretrade_check_latency_p50", "nautilus_trader is importable but its RiskEngine harness is not wired in this build; not measured", "us", higher_is_better=False)
+
+
+def run(ctx: Any) -> list[dict[str, Any]]:
+    n = ctx.size(2_000, 50_000)
+    repeats = 3 if ctx.quick else 5
+    rows: list[dict[str, Any]] = [ctx.result("timer_overhead_perf_counter_ns_pair", ctx.timer_overhead_ns(), "ns", higher_is_better=False, note="included in every latency below")]
+    floor = [_floor_samples(n) for _ in range(repeats)]
+    rows += ctx.latency_results("gate_floor_python_4limit_check_latency", floor, note="minimal pure-Python qty/notional/position/open-orders check")
+    floor_rows = {r["name"].rsplit("_", 1)[-1]: r for r in rows if r["name"].startswith("gate_floor")}
+    oid = 1
+
+    def series(name: str, publish: bool, open_orders: int, note: str) -> None:
+        nonlocal oid
+        runs = []
+        for _ in range(repeats):
+            gate, _sub, sink = _gate(ctx, publish, open_orders)
+            _check_samples(gate, min(500, n), oid)  # warm-up, excluded
+            oid += 1000
+            runs.append(_check_samples(gate, n, oid))
+            oid += n
+            if sink is not None:
+                gate.producer.close()
+                sink.close(0)
+        rows.extend(ctx.latency_results(name, runs, references=floor_rows, targets=T_IDLE, note=note))
+
+    series("gate_check_latency_idle_decision_only", False, 0, "all checks on, nothing pending, decision not published")
+    series("gate_check_latency_idle_publish_each", True, 0, "all checks on, nothing pending, new_order submitted through Producer per check")
+    series("gate_check_latency_10k_open_orders", False, 10_000, "as idle_decision_only with 10,000 open orders in the Book")
+    pend_n = ctx.size(50, 500)
+    check_runs, apply_runs = [], []
+    for _ in range(repeats):
+        gate, sub, _ = _gate(ctx, False, 0)
+        _pending_samples(gate, sub, 5, oid)
+        oid += 100
+        c, a = _pending_samples(gate, sub, pend_n, oid)
+        oid += pend_n
+        check_runs.append(c)
+        apply_runs.append(a)
+    rows += ctx.latency_results("gate_apply_512_events_latency", apply_runs, note="GateFold.apply of one 512-event frame alone")
+    apply_ref = {r["name"].rsplit("_", 1)[-1]: r for r in rows if r["name"].startswith("gate_apply_512")}
+    rows += ctx.latency_results("gate_check_latency_512_pending", check_runs, references=apply_ref, note="check() draining one 512-event frame first (reference: applying it alone)")
+    rows.append(_nautilus_row(ctx))
+    return rows

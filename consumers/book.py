@@ -125,8 +125,8 @@ class Book:
         apply_batch(
             records, self.pos, self.vpos, self.cost, self.rpnl, self.open_buy, self.open_sell,
             self.open_orders, self.ref_px, self.ref_ts, self.tstate_all, self.tstate_acct,
-            self.tstate_instr, self.orders, self._ord_keys, self._ord_vals, self._ord_shift,
-            self.trades, self._tr_keys, self._tr_venues, self._tr_shift, self.anomalies,
+            self.tstate_instr, self.orders, self._ord_table, self._ord_shift,
+            self.trades, self._tr_table, self._tr_shift, self.anomalies,
             self.counts, NEXT,
         )
 
@@ -140,28 +140,28 @@ class Book:
                 used = int(self.counts[_TABLES[name]])
                 grown[:used] = table[:used]
                 setattr(self, name, grown)
-        ord_cap = len(self._ord_keys)
-        tr_cap = len(self._tr_keys)
+        ord_cap = len(self._ord_table) // 2
+        tr_cap = len(self._tr_table) // 2
         if 2 * need[0] > ord_cap or 2 * need[2] > tr_cap:
             self._rebuild_tables(max(ord_cap, table_capacity(need[0])), max(tr_cap, table_capacity(need[2])))
 
     def _rebuild_tables(self, ord_cap: int, tr_cap: int) -> None:
         self._ord_shift = table_shift(ord_cap)
-        self._ord_keys, self._ord_vals = build_id_table(self.orders["order_id"][: self.n_orders].copy(), ord_cap, self._ord_shift)
+        self._ord_table = build_id_table(self.orders["order_id"][: self.n_orders].copy(), ord_cap, self._ord_shift)
         self._tr_shift = table_shift(tr_cap)
         live = self.trades[: self.n_trades]
-        self._tr_keys, self._tr_venues = build_pair_table(live["venue"].copy(), live["trade_id"].copy(), tr_cap, self._tr_shift)
+        self._tr_table = build_pair_table(live["venue"].copy(), live["trade_id"].copy(), tr_cap, self._tr_shift)
 
     # -- queries -----------------------------------------------------------------------
     def order_slot(self, order_id: int) -> int:
         """Row of ``order_id`` in ``orders`` or ``-1`` if the Book has not seen it."""
         if order_id <= 0:
             return -1
-        return int(id_find(self._ord_keys, self._ord_vals, self._ord_shift, order_id))
+        return int(id_find(self._ord_table, self._ord_shift, order_id))
 
     def has_trade(self, venue: int, trade_id: int) -> bool:
         """Whether a fill with this (venue, trade id) has been applied."""
-        return bool(pair_find(self._tr_keys, self._tr_venues, self._tr_shift, venue, trade_id))
+        return bool(pair_find(self._tr_table, self._tr_shift, venue, trade_id))
 
     def live_orders(self) -> np.ndarray:
         """The order table rows that exist (a view)."""

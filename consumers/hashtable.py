@@ -8,10 +8,13 @@ cache line.
 
 Two tables exist:
 
-* order index: ``keys[int64]`` (order id, ``0`` = empty slot since order ids are > 0) and
-  ``vals[int64]`` (the order's row in the order table);
-* venue trade-id set: ``keys[int64]`` (trade id, ``0`` = empty since trade ids are > 0) and
-  ``venues[int64]``; a member is the pair (venue, trade id).
+* order index: slot ``h`` is ``table[2h]`` = order id (``0`` = empty, order ids are > 0) and
+  ``table[2h + 1]`` = the order's row in the order table;
+* venue trade-id set: ``table[2h]`` = trade id (``0`` = empty, trade ids are > 0) and
+  ``table[2h + 1]`` = venue; a member is the pair (venue, trade id).
+
+Key and value share one int64 array, interleaved, so a probe touches one cache line instead
+of two: the fold is bound by these random accesses (see ``docs/fold.md``).
 
 Kernels never allocate: the Python side calls :func:`table_capacity` and rebuilds a bigger
 table (from the append-only order table / trade log, in insertion order) *before* a batch
@@ -59,28 +62,28 @@ def _slot(key: int, shift: int) -> int:
 
 
 @njit(cache=True)
-def id_find(keys: np.ndarray, vals: np.ndarray, shift: int, key: int) -> int:
+def id_find(table: np.ndarray, shift: int, key: int) -> int:
     """Value stored for ``key`` or ``-1``."""
-    mask = len(keys) - 1
+    mask = len(table) // 2 - 1
     h = _slot(key, shift)
     while True:
-        k = keys[h]
+        k = table[2 * h]
         if k == key:
-            return vals[h]
+            return table[2 * h + 1]
         if k == 0:
             return -1
         h = (h + 1) & mask
 
 
 @njit(cache=True)
-def id_insert(keys: np.ndarray, vals: np.ndarray, shift: int, key: int, val: int) -> None:
+def id_insert(table: np.ndarray, shift: int, key: int, val: int) -> None:
     """Insert ``key -> val``; the caller has checked that ``key`` is absent and there is room."""
-    mask = len(keys) - 1
+    mask = len(table) // 2 - 1
     h = _slot(key, shift)
-    while keys[h] != 0:
+    while table[2 * h] != 0:
         h = (h + 1) & mask
-    keys[h] = key
-    vals[h] = val
+    table[2 * h] = key
+    table[2 * h + 1] = val
 
 
 @njit(cache=True, inline="always")
@@ -90,50 +93,48 @@ def _pair_slot(venue: int, key: int, shift: int) -> int:
 
 
 @njit(cache=True)
-def pair_insert(keys: np.ndarray, venues: np.ndarray, shift: int, venue: int, key: int) -> bool:
+def pair_insert(table: np.ndarray, shift: int, venue: int, key: int) -> bool:
     """Add (venue, key); returns ``False`` (and changes nothing) if it was already present."""
-    mask = len(keys) - 1
+    mask = len(table) // 2 - 1
     h = _pair_slot(venue, key, shift)
     while True:
-        k = keys[h]
+        k = table[2 * h]
         if k == 0:
-            keys[h] = key
-            venues[h] = venue
+            table[2 * h] = key
+            table[2 * h + 1] = venue
             return True
-        if k == key and venues[h] == venue:
+        if k == key and table[2 * h + 1] == venue:
             return False
         h = (h + 1) & mask
 
 
 @njit(cache=True)
-def pair_find(keys: np.ndarray, venues: np.ndarray, shift: int, venue: int, key: int) -> bool:
+def pair_find(table: np.ndarray, shift: int, venue: int, key: int) -> bool:
     """Whether (venue, key) is present."""
-    mask = len(keys) - 1
+    mask = len(table) // 2 - 1
     h = _pair_slot(venue, key, shift)
     while True:
-        k = keys[h]
+        k = table[2 * h]
         if k == 0:
             return False
-        if k == key and venues[h] == venue:
+        if k == key and table[2 * h + 1] == venue:
             return True
         h = (h + 1) & mask
 
 
 @njit(cache=True)
-def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> tuple[np.ndarray, np.ndarray]:
+def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
     """A fresh index ``ids[row] -> row`` for rows in order (ids are unique and > 0)."""
-    keys = np.zeros(capacity, dtype=np.int64)
-    vals = np.zeros(capacity, dtype=np.int64)
+    table = np.zeros(2 * capacity, dtype=np.int64)
     for row in range(len(ids)):
-        id_insert(keys, vals, shift, ids[row], row)
-    return keys, vals
+        id_insert(table, shift, ids[row], row)
+    return table
 
 
 @njit(cache=True)
-def build_pair_table(venues_log: np.ndarray, keys_log: np.ndarray, capacity: int, shift: int) -> tuple[np.ndarray, np.ndarray]:
+def build_pair_table(venues_log: np.ndarray, keys_log: np.ndarray, capacity: int, shift: int) -> np.ndarray:
     """A fresh set of the logged (venue, key) pairs, inserted in log order."""
-    keys = np.zeros(capacity, dtype=np.int64)
-    venues = np.zeros(capacity, dtype=np.int64)
+    table = np.zeros(2 * capacity, dtype=np.int64)
     for row in range(len(keys_log)):
-        pair_insert(keys, venues, shift, venues_log[row], keys_log[row])
-    return keys, venues
+        pair_insert(table, shift, venues_log[row], keys_log[row])
+    return table

@@ -196,8 +196,8 @@ def _reset(pos, vpos, cost, ref_px, a, v, i, new_qty, px):
 @njit(cache=True)
 def apply_batch(
     recs, pos, vpos, cost, rpnl, open_buy, open_sell, open_orders, ref_px, ref_ts,
-    tstate_all, tstate_acct, tstate_instr, orders, ord_keys, ord_vals, ord_shift,
-    trades, tr_keys, tr_venues, tr_shift, anomalies, counts, nxt,
+    tstate_all, tstate_acct, tstate_instr, orders, ord_table, ord_shift,
+    trades, tr_table, tr_shift, anomalies, counts, nxt,
 ):
     """Fold ``recs`` into the Book arrays; ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq].
 
@@ -213,7 +213,7 @@ def apply_batch(
         oid = rec.order_id
         if kind == K_FILL:
             tid = rec.aux1
-            if not pair_insert(tr_keys, tr_venues, tr_shift, rec.venue, tid):
+            if not pair_insert(tr_table, tr_shift, rec.venue, tid):
                 n_an = _anomaly(anomalies, n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
                 continue
             t = trades[n_tr]
@@ -223,7 +223,7 @@ def apply_batch(
             n_tr += 1
             q = rec.qty
             px = rec.price
-            row = id_find(ord_keys, ord_vals, ord_shift, oid)
+            row = id_find(ord_table, ord_shift, oid)
             if row < 0:
                 dq = q if rec.side == 1 else -q
                 _move(pos, vpos, cost, rpnl, rec.account, rec.venue, rec.instrument, dq, px)
@@ -259,10 +259,10 @@ def apply_batch(
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            if id_find(ord_keys, ord_vals, ord_shift, oid) >= 0:
+            if id_find(ord_table, ord_shift, oid) >= 0:
                 n_an = _anomaly(anomalies, n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
-            id_insert(ord_keys, ord_vals, ord_shift, oid, n_ord)
+            id_insert(ord_table, ord_shift, oid, n_ord)
             o = orders[n_ord]
             n_ord += 1
             a = rec.account
@@ -287,7 +287,7 @@ def apply_batch(
             else:
                 o.state = S_REFUSED
         elif kind == K_ACK or kind == K_CANCEL or kind == K_REJECT:
-            row = id_find(ord_keys, ord_vals, ord_shift, oid)
+            row = id_find(ord_table, ord_shift, oid)
             if row < 0:
                 n_an = _anomaly(anomalies, n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
                 continue

@@ -48,9 +48,8 @@ EPOCH_FILE = "EPOCH"
 LOCK_FILE = "LOCK"
 
 HDR = struct.Struct("<4sHBBQIIq")
-_SEQ = struct.Struct("<q")
-_EPOCH = struct.Struct("<I")
-_EPOCH_OFFSET = 64  # byte offset of ``epoch`` inside a record (RECORD_DTYPE)
+# A record's seq (offset 0) and epoch (offset 64) in one unpack (RECORD_DTYPE layout).
+REC_SEQ_EPOCH = struct.Struct("<q56xI")
 _STAMPED = int(FrameType.STAMPED)
 
 _INDEX_MAGIC = b"SQIX"
@@ -161,14 +160,13 @@ def check_frame_bytes(buf, off: int, end: int, verify: bool = True) -> tuple[int
         reason = "checksum mismatch"
     if reason is not None:
         return first, count, epoch, reason, False
-    last_rec = off + HEADER_SIZE + (count - 1) * RECORD_SIZE
-    for rec, want in ((off + HEADER_SIZE, first), (last_rec, first + count - 1)):
-        got = _SEQ.unpack_from(buf, rec)[0]
-        if got != want:
-            return first, count, epoch, f"record at byte {rec} has seq {got}, expected {want}", verify
-        rec_epoch = _EPOCH.unpack_from(buf, rec + _EPOCH_OFFSET)[0]
+    rec = off + HEADER_SIZE
+    for k in (0, count - 1) if count > 1 else (0,):
+        got, rec_epoch = REC_SEQ_EPOCH.unpack_from(buf, rec + k * RECORD_SIZE)
+        if got != first + k:
+            return first, count, epoch, f"record at byte {rec + k * RECORD_SIZE} has seq {got}, expected {first + k}", verify
         if rec_epoch != epoch:
-            return first, count, epoch, f"record at byte {rec} has epoch {rec_epoch}, frame says {epoch}", verify
+            return first, count, epoch, f"record at byte {rec + k * RECORD_SIZE} has epoch {rec_epoch}, frame says {epoch}", verify
     return first, count, epoch, None, verify
 
 

@@ -27,7 +27,7 @@ _UNITS_PER_RECORD = RECORD_SIZE // 32
 class Segment:
     """One segment file: its frame index, the end of its valid bytes and a read-only mapping."""
 
-    __slots__ = ("path", "name", "first_seq", "index", "end", "_map")
+    __slots__ = ("path", "name", "first_seq", "index", "end", "verified", "_map")
 
     def __init__(self, first_seq: int, path: Path) -> None:
         self.path = path
@@ -35,6 +35,9 @@ class Segment:
         self.first_seq = first_seq
         self.index = FrameIndex()
         self.end = 0
+        # Frames before this byte offset had their checksum checked since this process found
+        # them (walked at open/refresh, appended by this writer, or verified by a read).
+        self.verified = 0
         self._map: mmap.mmap | None = None
 
     def last_seq(self, n: int | None = None) -> int:
@@ -143,13 +146,15 @@ class SegmentSet:
         if seg.end == 0 and not last and not verify:
             idx = read_index(seg.path, seg.first_seq, size)
             if idx is not None:
-                seg.index, seg.end = idx, size
+                seg.index, seg.end, seg.verified = idx, size, 0
                 return
         prev = self.segments[self.segments.index(seg) - 1] if seg is not self.segments[0] else None
         expect = seg.last_seq() + 1
         min_epoch = seg.last_epoch() if len(seg.index) else (prev.last_epoch() if prev else 0)
         buf = seg.mapping(size)
         end, problem = walk_frames(buf, seg.name, seg.end, size, expect, min_epoch, seg.index, True)
+        if seg.verified == seg.end:
+            seg.verified = end
         seg.end = end
         if not last and seg.end == size:
             self.indexes_rebuilt.append(seg.name)
@@ -209,8 +214,10 @@ def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: b
         if hi <= lo:
             continue
         off = idx.offset[j]
-        if verify:
+        if verify and off >= seg.verified:
             _verify_frame(seg, buf, off, count, first)
+            if off == seg.verified:
+                seg.verified = off + HEADER_SIZE + count * RECORD_SIZE
         if hi - lo >= SMALL_FRAME:
             if pending:
                 yield _gather(buf, need, pending, pending_n)

@@ -6,7 +6,6 @@ import errno
 import fcntl
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import xxhash
 from sequencer.journal._errors import JournalError, Problem
 from sequencer.journal._format import (
     HDR,
+    REC_SEQ_EPOCH,
     INDEX_SUFFIX,
     LOCK_FILE,
     fsync_dir,
@@ -35,7 +35,6 @@ __all__ = ["Journal", "DURABILITIES", "Recovery"]
 
 DURABILITIES = ("always", "batch", "none")
 _STAMPED = int(FrameType.STAMPED)
-_SEQ = struct.Struct("<q")
 _MAX_EPOCH = 2**32 - 1
 _log = logging.getLogger("journal")
 
@@ -138,6 +137,7 @@ class Journal:
             self._fd = os.open(tail.path, os.O_WRONLY | os.O_CLOEXEC)
             os.lseek(self._fd, tail.end, os.SEEK_SET)
         self._set.tail_problem = None
+        self._tail = segs[-1] if segs else None
         self._last_seq = self._set.last_seq
         self._last_epoch = self._set.last_epoch
         self._synced_seq = self._last_seq
@@ -185,12 +185,12 @@ class Journal:
         Raises ``ValueError`` (nothing written) for a frame that does not match its arguments or
         does not continue the journal, ``OSError`` when the write or sync fails.
         """
-        self._check_open()
-        if self._failed is not None:
+        if self._closed or self._failed is not None:
+            self._check_open()
             raise OSError(errno.EIO, f"journal {self.path} failed earlier and must be reopened: {self._failed}")
         self._check_frame(frame, first_seq, count, epoch)
         size = len(frame)
-        tail = self._set.segments[-1] if self._set.segments else None
+        tail = self._tail
         if tail is None or (tail.end and tail.end + size > self.segment_bytes):
             tail = self._roll(first_seq)
         start = tail.end
@@ -198,6 +198,8 @@ class Journal:
         with self._set.lock:
             tail.index.add(first_seq, start, count, epoch)
             tail.end = start + size
+            if self.check_checksums and tail.verified == start:
+                tail.verified = start + size
         self._last_seq = first_seq + count - 1
         self._last_epoch = epoch
         if self.durability == "always":
@@ -225,9 +227,12 @@ class Journal:
             raise ValueError(f"append: epoch {epoch} is lower than the journal's last epoch {self._last_epoch}")
         if epoch <= 0 or epoch > _MAX_EPOCH:
             raise ValueError(f"append: epoch {epoch} out of range 1..{_MAX_EPOCH}")
-        lo, hi = _SEQ.unpack_from(frame, HEADER_SIZE)[0], _SEQ.unpack_from(frame, want - RECORD_SIZE)[0]
+        lo, lo_epoch = REC_SEQ_EPOCH.unpack_from(frame, HEADER_SIZE)
+        hi, hi_epoch = REC_SEQ_EPOCH.unpack_from(frame, want - RECORD_SIZE) if count > 1 else (lo, lo_epoch)
         if (lo, hi) != (first_seq, first_seq + count - 1):
             raise ValueError(f"append: records carry seqs {lo}..{hi}, header says {first_seq}..{first_seq + count - 1}")
+        if lo_epoch != epoch or hi_epoch != epoch:
+            raise ValueError(f"append: records carry epoch {lo_epoch}..{hi_epoch}, header says {epoch}")
         if self.check_checksums and xxhash.xxh3_64_intdigest(memoryview(frame)[16:]) != checksum:
             raise ValueError(f"append: frame checksum does not match (first seq {first_seq})")
 
@@ -269,8 +274,10 @@ class Journal:
                 os.close(self._fd)
             self._fd = fd
             seg = Segment(first_seq, path)
+            seg.verified = 0
             with self._set.lock:
                 self._set.segments.append(seg)
+            self._tail = seg
             if self.durability != "none":
                 fsync_dir(self.path)
             return seg

@@ -1,0 +1,332 @@
+"""Sequencer pipeline: stamp + journal (``batch``) + publish, measured at a subscriber.
+
+Topology (three processes over ``ipc://``): a load generator child process (a raw DEALER
+sending pre-encoded ingest frames, so the producer's Python cost is not what is measured)
+-> the sequencer process (``python -m sequencer.service_cli sequencer``, durability batch)
+-> a SUB socket in this process. Throughput is records received per second at the SUB with 1
+and 64 records per producer frame; latency is the sequencer's stamp (``ts_ns``) to the
+moment this process has decoded and applied the frame (a vectorized position fold), with
+the load paced at 10k/50k/100k events/s. References measured in the same run: raw pyzmq
+PUB->SUB of the same bytes (``bench_ceilings``), raw DEALER->ROUTER with one reply per
+message (this module), and the raw one-way PUB->SUB latency at the same rate.
+
+``python -m benchmarks.bench_pipeline load EP`` / ``router EP`` are the child processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+import zmq
+
+from sequencer.protocol import HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_DTYPE, FrameType, Kind, decode_frame
+
+__all__ = ["run"]
+
+Row = dict[str, Any]
+_HDR = struct.Struct("<4sHBBQIIq")
+_REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------- child side
+def _ingest_frames(producer: int, first_pseq: int, frames: int, batch: int) -> list[bytes]:
+    recs = np.zeros(frames * batch, RECORD_DTYPE)
+    recs["kind"] = Kind.PRICE
+    recs["instrument"] = 1
+    recs["price"] = 100
+    recs["producer"] = producer
+    recs["producer_seq"] = np.arange(first_pseq, first_pseq + len(recs))
+    raw = recs.tobytes()
+    size = batch * RECORD_DTYPE.itemsize
+    out = []
+    for f in range(frames):
+        buf = bytearray(HEADER_SIZE + size)
+        _HDR.pack_into(buf, 0, MAGIC, PROTOCOL_VERSION, int(FrameType.INGEST), 0, 0, 0, batch, 0)
+        buf[HEADER_SIZE:] = raw[f * size:(f + 1) * size]
+        struct.pack_into("<Q", buf, 8, xxhash.xxh3_64_intdigest(memoryview(buf)[16:]))
+        out.append(bytes(buf))
+    return out
+
+
+def _child_load(endpoint: str) -> None:
+    """Commands on stdin: ``burst FRAMES BATCH`` or ``paced FRAMES RATE``; answers ``ok``."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    producer = (os.getpid() * 2654435761) % (2**32 - 1) + 1
+    pseq = 1
+    for line in sys.stdin:
+        op, *args = line.split()
+        if op == "quit":
+            break
+        frames, arg = int(args[0]), int(args[1])
+        batch = arg if op == "burst" else 1
+        data = _ingest_frames(producer, pseq, frames, batch)
+        pseq += frames * batch
+        print("ready", flush=True)
+        sys.stdin.readline()  # "go"
+        send = sock.send
+        if op == "burst":
+            for d in data:
+                send(d)
+        else:
+            period = 1e9 / arg
+            t0 = time.perf_counter_ns()
+            for i, d in enumerate(data):
+                due = t0 + i * period
+                while time.perf_counter_ns() < due:
+                    pass
+                send(d)
+        acks = 0
+        while acks < frames and sock.poll(10_000):
+            sock.recv()
+            acks += 1
+        print(f"ok {acks}", flush=True)
+    sock.close()
+    ctx.term()
+
+
+def _child_router(endpoint: str) -> None:
+    """Raw ROUTER: one small reply per message, like the sequencer's ack; exits on b"quit"."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.bind(endpoint)
+    ack = b"\x9b" + bytes(40)
+    while sock.poll(60_000):
+        ident, msg = sock.recv_multipart()
+        if msg == b"quit":
+            break
+        sock.send_multipart([ident, ack])
+    sock.close(linger=0)
+    ctx.term()
+
+
+# ---------------------------------------------------------------------------- parent side
+class _Proc:
+    """A child process we started; ``stop()`` ends only it."""
+
+    def __init__(self, args: list[str], **kw: Any) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH", "")]))
+        self.p = subprocess.Popen([sys.executable, *args], cwd=str(_REPO), env=env, **kw)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(10)
+
+
+class _Pipeline:
+    """Sequencer + load generator + SUB here, for one batch size or rate series."""
+
+    def __init__(self, tmpdir: Path) -> None:
+        self.sockdir = Path(tempfile.mkdtemp(prefix="sqbp-"))
+        self.eps = {n: f"ipc://{self.sockdir}/{n}" for n in ("ingest", "publish", "hwm", "replay")}
+        args = ["-m", "sequencer.service_cli", "--log-level", "WARNING", "sequencer",
+                "--journal", str(tmpdir / f"journal-{time.monotonic_ns()}"), "--durability", "batch"]
+        for n, ep in self.eps.items():
+            args += [f"--{n}", ep]
+        self.seq = _Proc(args)
+        self.zctx = zmq.Context()
+        self.sub = self.zctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(self.eps["publish"])
+        self.load: _Proc | None = None
+        from sequencer.status import request_status
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                request_status(self.eps["replay"], 0.5, self.zctx)
+                break
+            except Exception:  # noqa: BLE001 - StatusTimeout until the child serves
+                if time.monotonic() > deadline or self.seq.p.poll() is not None:
+                    raise RuntimeError("sequencer did not start") from None
+        self.load = _Proc(["-m", "benchmarks.bench_pipeline", "load", self.eps["ingest"]],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hwm = 0
+
+    def _cmd(self, line: str) -> str:
+        assert self.load is not None and self.load.p.stdin and self.load.p.stdout
+        self.load.p.stdin.write(line + "\n")
+        self.load.p.stdin.flush()
+        return self.load.p.stdout.readline().strip()
+
+    def burst(self, frames: int, batch: int) -> float:
+        """Records/s at the SUB for ``frames`` frames of ``batch`` records."""
+        total = frames * batch
+        assert self._cmd(f"burst {frames} {batch}") == "ready"
+        self._cmd_nowait("go")
+        want = self.hwm + total
+        got = 0
+        t_first = t_last = 0.0
+        first_count = 0
+        while self.hwm < want:
+            if not self.sub.poll(10_000):
+                raise RuntimeError(f"subscriber stalled at seq {self.hwm} of {want}")
+            buf = self.sub.recv(copy=False)
+            now = time.perf_counter()
+            n = (len(buf) - HEADER_SIZE) // RECORD_DTYPE.itemsize
+            last = struct.unpack_from("<q", buf.buffer, 24)[0] + n - 1
+            if not got:
+                t_first, first_count = now, n
+            got += n
+            t_last = now
+            self.hwm = last
+        self._finish()
+        return (got - first_count) / max(t_last - t_first, 1e-9)
+
+    def paced(self, count: int, rate: int) -> np.ndarray:
+        """Stamp-to-applied latency samples (ns) of ``count`` single-event frames at ``rate``/s."""
+        assert self._cmd(f"paced {count} {rate}") == "ready"
+        self._cmd_nowait("go")
+        want = self.hwm + count
+        out = np.empty(count, np.int64)
+        i = 0
+        pos = np.zeros(8, np.int64)
+        while self.hwm < want:
+            if not self.sub.poll(10_000):
+                raise RuntimeError(f"subscriber stalled at seq {self.hwm} of {want}")
+            _, recs = decode_frame(self.sub.recv())
+            np.add.at(pos, recs["instrument"], recs["qty"])  # the fold being applied
+            now = time.time_ns()
+            n = len(recs)
+            out[i:i + n] = now - recs["ts_ns"]
+            i += n
+            self.hwm = int(recs["seq"][-1])
+        self._finish()
+        return out[:i]
+
+    def _cmd_nowait(self, line: str) -> None:
+        assert self.load is not None and self.load.p.stdin
+        self.load.p.stdin.write(line + "\n")
+        self.load.p.stdin.flush()
+
+    def _finish(self) -> None:
+        assert self.load is not None and self.load.p.stdout
+        reply = self.load.p.stdout.readline().strip()
+        if not reply.startswith("ok"):
+            raise RuntimeError(f"load generator answered {reply!r}")
+
+    def close(self) -> None:
+        if self.load is not None:
+            try:
+                self._cmd_nowait("quit")
+            except (BrokenPipeError, OSError):
+                pass
+            self.load.stop()
+        self.seq.stop()
+        self.sub.close(linger=0)
+        self.zctx.term()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+
+def _raw_dealer_router(ctx: Any, batch: int, messages: int) -> Any:
+    sockdir = Path(tempfile.mkdtemp(prefix="sqbr-"))
+    ep = f"ipc://{sockdir}/r"
+    router = _Proc(["-m", "benchmarks.bench_pipeline", "router", ep])
+    zctx = zmq.Context()
+    dealer = zctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.SNDHWM, 0)
+    dealer.setsockopt(zmq.RCVHWM, 0)
+    dealer.connect(ep)
+    data = _ingest_frames(1, 1, messages, batch)
+    try:
+        def one() -> float:
+            t0 = time.perf_counter()
+            for d in data:
+                dealer.send(d)
+            for _ in range(messages):
+                if not dealer.poll(10_000):
+                    raise RuntimeError("raw ROUTER stopped answering")
+                dealer.recv()
+            return messages * batch / (time.perf_counter() - t0)
+
+        return ctx.measure(one)
+    finally:
+        dealer.send(b"quit")
+        time.sleep(0.05)
+        router.stop()
+        dealer.close(linger=0)
+        zctx.term()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def run(ctx: Any) -> list[Row]:
+    """Throughput at 1 and 64 records per producer frame and latency at fixed rates."""
+    from benchmarks import bench_ceilings as ceilings
+
+    rows: list[Row] = [ceilings.timer_overhead(ctx)]
+    targets = {1: ">= 250k events/s", 64: ">= 2M events/s"}
+    for batch in (1, 64):
+        frames = ctx.size(4_000, 200_000) if batch == 1 else ctx.size(200, 20_000)
+        ref = ceilings.zmq_pubsub_throughput(ctx, batch)
+        rows.append(ref)
+        raw_dr = ctx.result(
+            f"raw_pyzmq_dealer_router_ipc_batch{batch}_throughput", _raw_dealer_router(ctx, batch, frames),
+            "records/s", higher_is_better=True,
+            note=f"{frames} pre-encoded frames of {batch} record(s) DEALER -> child ROUTER, one 41 B reply each")
+        rows.append(raw_dr)
+        pipe = _Pipeline(ctx.tmpdir)
+        try:
+            stats = ctx.measure(lambda: pipe.burst(frames, batch))
+        finally:
+            pipe.close()
+        rows.append(ctx.result(
+            f"sequencer_one_producer_batch{batch}_ipc_throughput", stats, "records/s", higher_is_better=True,
+            reference=ref, target=targets[batch],
+            note=f"{frames} pre-encoded ingest frames of {batch} record(s) from a child DEALER; validate + "
+                 f"stamp + journal(batch) + publish + ack in the sequencer; rate at a SUB here "
+                 f"(raw DEALER->ROUTER of the same frames: {raw_dr['value']:.0f} records/s)"))
+    rates = (50_000,) if ctx.quick else (10_000, 50_000, 100_000)
+    pipe = _Pipeline(ctx.tmpdir)
+    try:
+        for rate in rates:
+            count = ctx.size(1_000, max(20_000, rate))
+            refs = ceilings.zmq_oneway_latency(ctx, rate)
+            rows.extend(refs)
+            for _ in range(ctx.warmup):
+                pipe.paced(min(count, 2_000), rate)
+            runs = [pipe.paced(count, rate) for _ in range(ctx.repeats)]
+            rate_txt = f"{rate // 1000}k"
+            by_pct = {r["name"].rsplit("_", 1)[-1]: r for r in refs}
+            rows.extend(ctx.latency_results(
+                f"sequencer_stamp_to_applied_ipc_latency_{rate_txt}_per_s", runs, unit="us",
+                references=by_pct,
+                targets={"p50": "<= 35 us", "p99": "<= 150 us"} if rate == 50_000 else None,
+                note=f"{count} single-event frames paced at {rate}/s by a child DEALER; record ts_ns "
+                     "(sequencer stamp, time.time_ns) to decoded+folded at a SUB here; includes the "
+                     "journal append (batch) and the publish"))
+    finally:
+        pipe.close()
+    return rows
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "load":
+        _child_load(sys.argv[2])
+    elif sys.argv[1] == "router":
+        _child_router(sys.argv[2])
+    else:
+        raise SystemExit(f"unknown child mode {sys.argv[1]!r}")

@@ -50,7 +50,7 @@ class Forwarder:
             s.close(0)
 
 
-def until(fn, timeout_s=10.0, every=0.005):
+def until(fn, timeout_s=20.0, every=0.005):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         got = fn()
@@ -79,8 +79,9 @@ def test_gate_when_data_path_stalls_then_stale_sequence_and_approves_after(tmp_p
     ctx = zmq.Context.instance()
     with running_sequencer(tmp_path, heartbeat_ms=2) as sp:
         fwd = Forwarder(ctx, sp.publish, tmp_path)
-        # stall_s: the subscriber would otherwise fetch the stalled range by replay at once
-        gate = make_gate(sp, publish=fwd.publish, subscriber_options={"stall_s": 30.0}, max_lag_events=5, max_hwm_age_ms=500)
+        # stall_s: the subscriber fetches a range stuck behind the HWM by replay after this long;
+        # long enough to observe the stall, short enough to recover a frame lost while joining.
+        gate = make_gate(sp, publish=fwd.publish, subscriber_options={"stall_s": 3.0}, max_lag_events=5, max_hwm_age_ms=500)
         prod = Producer(sp.ingest, name="prices")
         try:
             publish_price(prod)

@@ -138,3 +138,25 @@ def test_replay_when_component_gate_at_time_then_gate_view_with_reservations(tmp
     assert text.startswith("gate view at seq 7") and "reservations implied by the stream" in text
     assert main(["replay", str(jdir), "--at-time", "yesterday"]) == 2
     assert main(["replay", str(jdir), "--at-time", iso, "--until", "3"]) == 2
+
+
+def test_iter_journal_when_sealed_segment_corrupt_and_unindexed_then_until_before_it_still_reads(tmp_path):
+    from risk_gate.audit.recheck import AuditError, iter_journal
+
+    b = JournalBuilder()
+    for _ in range(200):
+        b.price("BTC-USDT", "100")
+    jdir = b.write(tmp_path / "j", frame_records=16, segment_bytes=16384)
+    first = sorted(jdir.glob("*.seg"))[0]
+    data = bytearray(first.read_bytes())
+    data[32 + 16 * 128 + 32 + 100] ^= 0xFF  # inside the second frame: seqs 17..32
+    first.write_bytes(bytes(data))
+    for idx in jdir.glob("*.idx"):
+        idx.unlink()  # the reader must walk (and check) the sealed segment when it opens
+    for until in (10, 16):
+        _, chunks = iter_journal(jdir, until)
+        assert sum(len(c) for c in chunks) == until
+    for until in (17, None):
+        with pytest.raises(AuditError, match=rf"{first.name} at byte offset 2080 \(seq 17\)"):
+            _, chunks = iter_journal(jdir, until)
+            sum(len(c) for c in chunks)

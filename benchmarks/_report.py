@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine_facts", "fmt_num", "render_markdown", "write_outputs", "RATIO_DEFINITION"]
+__all__ = ["machine_facts", "load_average", "fmt_num", "render_markdown", "write_outputs", "RATIO_DEFINITION"]
 
 RATIO_DEFINITION = (
     "ratio = value / reference when higher is better (throughput), reference / value when "
@@ -57,6 +57,14 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, or None where unknown."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine_facts() -> dict[str, Any]:
     """Where and with what the numbers were measured."""
     versions: dict[str, str | None] = {}
@@ -75,16 +83,12 @@ def machine_facts() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
     return {
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
         "cores_usable": usable,
         "memory_gb": _mem_total_gb(),
-        "load_average_at_start": load,
+        "load_average_at_start": load_average(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "os": platform.platform(),
         "versions": versions,
@@ -145,9 +149,15 @@ def render_markdown(doc: dict[str, Any], table_only: bool = False) -> str:
     vers = ", ".join(f"{k} {val}" for k, val in v.items() if val)
     quick = " --quick" if doc["quick"] else ""
     mods = ", ".join(f"{x['name']} {x['seconds']:.1f} s ({x['status']})" for x in doc["modules"])
+    loads = [x[0] for x in (m.get("load_average_at_start"), m.get("load_average_at_end")) if x]
+    busy = []
+    if loads and m.get("cores_usable") and max(loads) > 0.5 * m["cores_usable"]:
+        busy = [f"**Warning:** the 1-minute load average reached {max(loads)} on {m['cores_usable']} usable"
+                " cores: other work shared the CPUs, so latency tails and throughput are disturbed.", ""]
     out = [
         "# seqrisk benchmark results",
         "",
+        *busy,
         f"{doc['date']} — {'QUICK smoke run (tiny sizes, numbers not representative)' if doc['quick'] else 'full run'}"
         f"{'' if doc.get('complete', True) else ' — INCOMPLETE (still running or interrupted)'}"
         f", {doc['repeats']} measured runs per result after {doc['warmup']} warm-up run(s) (excluded).",
@@ -166,7 +176,7 @@ def render_markdown(doc: dict[str, Any], table_only: bool = False) -> str:
         "## Machine",
         "",
         f"- CPU: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), memory {m['memory_gb']} GB",
-        f"- load average at start: {m['load_average_at_start']}",
+        f"- load average at start: {m['load_average_at_start']}, at end: {m.get('load_average_at_end')}",
         f"- {m['python']} on {m['os']}",
         f"- {vers}",
         f"- git commit: {m['git_commit']}",

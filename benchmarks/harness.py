@@ -32,7 +32,15 @@ import numpy as np
 from benchmarks import _measure
 from benchmarks._args import REPEATS_FULL, REPEATS_QUICK, TIMEOUT_FULL_S, TIMEOUT_QUICK_S, WARMUP, add_arguments
 from benchmarks._measure import Stats
-from benchmarks._report import RATIO_DEFINITION, command_line, machine_facts, render_markdown, utc_now, write_outputs
+from benchmarks._report import (
+    RATIO_DEFINITION,
+    command_line,
+    load_average,
+    machine_facts,
+    render_markdown,
+    utc_now,
+    write_outputs,
+)
 from benchmarks._results import ResultError, check_row, complete_rows, error_row
 
 __all__ = [
@@ -264,6 +272,7 @@ def run_suite(*, quick: bool = False, only: Sequence[str] | None = None, repeats
         modules.append(info)
         if progress is not None:
             progress({**doc, "complete": False, "modules": list(modules), "results": complete_rows(list(rows))})
+    doc["machine"]["load_average_at_end"] = load_average()
     doc["complete"] = True
     doc["modules"] = modules
     doc["results"] = complete_rows(rows)

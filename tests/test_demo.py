@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo_support import ROOT, assert_all_gone, start_demo, stop_demo
+from demo_support import ROOT, assert_all_gone, start_demo, stop_demo
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,16 @@ def test_demo_when_run_short_without_ui_then_exit_0_journal_verifies_audit_has_d
     assert decisions["refused"] > 0
     assert str(out / "audit" / "report.md") in text
 
+    # Two epochs: the sequencer was killed and restarted on the same journal.
+    assert len(report["epochs"]) >= 2
+    # The operator's reduce-only and resume went through the sequencer like any event.
+    assert report["events_by_kind"].get("reduce_only") == 1
+    assert report["events_by_kind"].get("resume") == 1
+
     run = json.loads((out / "demo-run.json").read_text())
     assert run["failure"] is None and not run["interrupted"]
+    # Every process stopped by itself on SIGTERM (none needed SIGKILL).
+    assert all(rc == 0 for rc in run["exit_codes"].values()), run["exit_codes"]
     timeline = " ".join(text for _, text in run["timeline"])
     for fault in ("stall", "kill -9 the sequencer", "restart the sequencer", "reduce-only"):
         assert fault in timeline

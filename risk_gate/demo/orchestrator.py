@@ -31,7 +31,6 @@ __all__ = ["DemoOptions", "Demo", "run_demo"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-_STOP_ORDER = ("strategy", "venue", "oms", "forwarder", "sequencer")
 
 
 @dataclass(frozen=True)
@@ -167,30 +166,22 @@ class Demo:
         for name in ("sequencer", "forwarder", "venue", "oms", "strategy"):
             self._child(name, cmds[name])
         self.say(f"seqrisk demo: {self.opts.seconds:g} s, output in {self.dir}/ (logs in {self.dir}/logs/)")
-        self._start(self.children["sequencer"])
-        deadline = time.monotonic() + self.opts.startup_timeout_s
-        while status.poll() is None:
-            self._check_children()
-            if self.signals:
-                return
-            if time.monotonic() > deadline:
-                raise DemoFailed("the sequencer did not answer a status request in time\n" + self.children["sequencer"].tail())
-            time.sleep(0.05)
-        self.view.sequencer_up = True
-        for name in ("forwarder", "venue", "oms", "strategy"):
+        # All at once: consumers and producers keep trying until the sequencer listens,
+        # and starting Python processes is the slow part on a loaded machine.
+        for name in ("sequencer", "forwarder", "venue", "oms", "strategy"):
             self._start(self.children[name])
-        self.view.phase = "starting (compiling kernels, joining the stream)"
+        self.view.phase = "starting (loading kernels, joining the stream)"
         self._refresh_procs()
-        while not (self.view.gate and self.view.gate.ready):
+        deadline = time.monotonic() + self.opts.startup_timeout_s
+        while not (self.view.gate and self.view.gate.ready and self.view.sequencer_up):
             self._check_children()
             if self.signals:
                 return
             if time.monotonic() > deadline:
-                raise DemoFailed("the strategy's gate did not become current in time\n" + self.children["strategy"].tail())
+                who = "sequencer" if not self.view.sequencer_up else "strategy"
+                raise DemoFailed(f"the {who} did not become ready in time\n" + self.children[who].tail())
             self._pump(status, stats)
-            if not self.opts.ui and stats.wait(200):
-                continue
-            time.sleep(0.05)
+            stats.wait(50)
 
     def _pump(self, status: StatusClient, stats: StatsPuller) -> None:
         for msg in stats.drain():
@@ -300,14 +291,23 @@ class Demo:
         self.view.procs = rows
 
     def _stop_all(self) -> None:
-        names = [n for n in _STOP_ORDER if n in self.children] + [n for n in self.children if n not in _STOP_ORDER]
-        for name in names:
-            child = self.children[name]
-            if child.proc is None:
-                continue
-            rc = child.stop(timeout_s=8.0 if name == "sequencer" else 5.0)
-            if rc not in (0, None, -signal.SIGTERM) and not self.failure and child.starts and not name.startswith("operator-"):
-                self.view.note(f"{name} stopped with status {rc}")
+        """SIGTERM everything but the sequencer at once (their producers flush to it), then
+        the sequencer; each gets a bounded wait, then SIGKILL of its process group."""
+        # Operator commands still running get to finish first (they need the sequencer).
+        for child in self.children.values():
+            if child.name.startswith("operator-") and child.running():
+                if child.wait(15.0) is None:
+                    self.view.note(f"{child.name} did not finish; stopped")
+        first = [c for n, c in self.children.items() if n != "sequencer" and c.running()]
+        for child in first:
+            child.terminate()
+        order = first + [c for n, c in self.children.items() if n == "sequencer"]
+        for child in order:
+            rc = child.stop(timeout_s=8.0 if child.name == "sequencer" else 5.0)
+            if rc not in (0, None, -signal.SIGTERM) and not self.failure and not child.name.startswith("operator-"):
+                self.view.note(f"{child.name} stopped with status {rc}")
+        for child in self.children.values():
+            child.stop(timeout_s=1.0)
         alive = wait_all_gone(self.pids, 5.0)
         if alive:
             self.failure = self.failure or f"processes still alive after stop: {alive}"

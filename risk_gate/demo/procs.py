@@ -60,6 +60,7 @@ class Child:
         self.paused = False
         self.starts = 0
         self.expected_exit = False
+        self._terminated = False
         self._log: IO[bytes] | None = None
 
     @property
@@ -88,6 +89,7 @@ class Child:
         self.starts += 1
         self.paused = False
         self.expected_exit = False
+        self._terminated = False
 
     def running(self) -> bool:
         """True while the current incarnation has not exited."""
@@ -124,16 +126,28 @@ class Child:
         self.send_signal(signal.SIGKILL)
         self._reap(5.0)
 
+    def terminate(self, sig: int = signal.SIGTERM) -> None:
+        """Ask the child to stop (once: a second SIGTERM arriving while Python finalizes,
+        when its handlers are already reset, would kill it mid-exit)."""
+        self.expected_exit = True
+        if self.running() and not self._terminated:
+            if self.paused:
+                self.resume()
+            self._terminated = self.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Wait up to ``timeout_s`` for the child to exit on its own; its status or None."""
+        if self.proc is not None and self.running():
+            self._reap(timeout_s)
+        return self.returncode()
+
     def stop(self, timeout_s: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
         """Ask the child to stop, wait at most ``timeout_s``, then SIGKILL its group.
 
         Returns the exit status (negative = killed by that signal).
         """
-        self.expected_exit = True
+        self.terminate(sig)
         if self.running():
-            if self.paused:
-                self.resume()
-            self.send_signal(sig)
             if not self._reap(timeout_s):
                 self.send_signal(signal.SIGKILL)
                 self._reap(5.0)

@@ -224,7 +224,7 @@ def raw_fromfile_throughput(ctx: Any, *, total_records: int | None = None, recor
         finally:
             os.unlink(path)
         return ctx.result(
-            "raw_np_fromfile_read_throughput", stats, "records/s", higher_is_better=True,
+            f"raw_np_fromfile_read_batch{records_per_frame}_throughput", stats, "records/s", higher_is_better=True,
             note=f"{expect} B file of {records_per_frame}-record frames, page cache hot (warm-up reads it)",
         )
 

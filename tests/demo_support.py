@@ -11,7 +11,7 @@ from pathlib import Path
 
 from risk_gate.demo.procs import wait_all_gone
 
-__all__ = ["start_demo", "read_pids", "wait_for_file_text", "stop_demo", "assert_all_gone"]
+__all__ = ["start_demo", "read_pids", "wait_for_file_text", "wait_for_output", "stop_demo", "assert_all_gone"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,29 @@ def wait_for_file_text(path: Path, text: str, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def wait_for_output(proc: subprocess.Popen[str], text: str, timeout_s: float) -> str:
+    """Read the demo's output until ``text`` appears (bounded); returns what was read."""
+    import selectors
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    seen = ""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while text not in seen and time.monotonic() < deadline:
+            if sel.select(timeout=0.2):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                seen += chunk.decode(errors="replace")
+    finally:
+        sel.close()
+    assert text in seen, f"{text!r} not seen within {timeout_s} s:\n{seen}"
+    return seen
 
 
 def stop_demo(proc: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:

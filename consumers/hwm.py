@@ -73,7 +73,9 @@ class HwmFile:
     def __init__(self, path: str | Path, reopen_interval_ns: int = 1_000_000_000) -> None:
         self.path = Path(path)
         self.reopen_interval_ns = reopen_interval_ns
-        self._mm: mmap.mmap | None = None
+        #: the current mapping (None until the file exists): ``struct.unpack_from("<Q", mm, 8)``
+        #: is the generation, for callers that cannot afford a method call.
+        self.mm: mmap.mmap | None = None
         self._ino = -1
         self._next_open_ns = 0
 
@@ -95,7 +97,7 @@ class HwmFile:
             mm.close()
             return False
         self.close()
-        self._mm = mm
+        self.mm = mm
         self._ino = st.st_ino
         return True
 
@@ -111,18 +113,18 @@ class HwmFile:
     def generation(self, now_ns: int) -> int:
         """The writer's generation counter (changes on every write); -1 while unavailable."""
         if now_ns >= self._next_open_ns:
-            if self._mm is None:
+            if self.mm is None:
                 self._open(now_ns)
             else:
                 self._check_replaced(now_ns)
-        mm = self._mm
+        mm = self.mm
         if mm is None:
             return -1
         return _GEN.unpack_from(mm, 8)[0]
 
     def read(self) -> tuple[int, tuple[int, int, int]] | None:
         """``(generation, (epoch, hwm, ts_ns))`` of a consistent read, or None."""
-        mm = self._mm
+        mm = self.mm
         if mm is None:
             return None
         for _ in range(_READ_ATTEMPTS):
@@ -135,7 +137,7 @@ class HwmFile:
 
     def close(self) -> None:
         """Unmap the file."""
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
+        if self.mm is not None:
+            self.mm.close()
+            self.mm = None
             self._ino = -1

@@ -47,12 +47,14 @@ __all__ = ["Subscriber", "FoldLike"]
 
 _log = get_logger("subscriber")
 _HEADER = struct.Struct("<4sHBBQIIq")
-_POLLIN = zmq.POLLIN
-_EVENTS = zmq.EVENTS
-_NOBLOCK = zmq.NOBLOCK
+# Plain ints: pyzmq's enum members cost microseconds per getsockopt and per ``&``.
+_POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+_NOBLOCK = int(zmq.NOBLOCK)
 _STAMPED = int(FrameType.STAMPED)
 _mono = time.monotonic_ns
 _xxh3 = xxhash.xxh3_64_intdigest
+_GEN = struct.Struct("<Q").unpack_from
 
 
 class FoldLike(Protocol):
@@ -139,6 +141,7 @@ class Subscriber:
         self._tracker = HwmTracker()
         self._file = HwmFile(hwm_file) if hwm_file else None
         self._file_gen = -1
+        self._quiet_gen = -2
         self._check_ns = max(0, int(check_interval_s * 1e9))
         self._next_check_ns = 0
         self._report_ns = int(report_interval_s * 1e9) if report_interval_s else 0
@@ -268,14 +271,16 @@ class Subscriber:
     def poll(self, max_frames: int = 64) -> int:
         """Apply what is pending without blocking; returns the frames handled (live + replay)."""
         now = _mono()
-        sp = self._splicer
         hf = self._file
         if hf is not None:
-            gen = hf.generation(now)
-            if gen != self._file_gen:
-                self._read_file(now)
-            if now < self._next_check_ns and self._tracker.hwm <= sp.applied_seq and sp.idle:
+            mm = hf.mm
+            # Fast path: the last full poll found us current and the sequencer has not
+            # written its HWM file since (one read of a mapped page, no syscall).
+            if mm is not None and now < self._next_check_ns and _GEN(mm, 8)[0] == self._quiet_gen:
                 return 0
+            if hf.generation(now) != self._file_gen:
+                self._read_file(now)
+        sp = self._splicer
         if now >= self._next_check_ns:
             self._periodic(now)
         n = 0
@@ -289,6 +294,9 @@ class Subscriber:
             self._request(now)
             if sp.error is not None and sp.error != self._logged_error:
                 self._log_error()
+        if hf is not None:
+            quiet = sp.idle and self._tracker.hwm <= sp.applied_seq
+            self._quiet_gen = self._file_gen if quiet else -2
         return n
 
     def run(self, stop: threading.Event, *, max_frames: int = 512, idle_wait_s: float = 0.005) -> None:

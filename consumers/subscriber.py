@@ -287,9 +287,17 @@ class Subscriber:
         if sp.pending_request is not None:
             n = self._drain_replay(now, max_frames)
         sub = self._sub
-        while n < max_frames and sub.getsockopt(_EVENTS) & _POLLIN:
-            self._on_live(sub.recv(_NOBLOCK, copy=False), now)
-            n += 1
+        if n < max_frames and sub.getsockopt(_EVENTS) & _POLLIN:
+            # One EVENTS check per poll (the idle path); while frames flow, recv until empty
+            # (one Again per drain is cheaper than a getsockopt syscall per frame).
+            recv = sub.recv
+            while n < max_frames:
+                try:
+                    msg = recv(_NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                self._on_live(msg, now)
+                n += 1
         if n:
             self._request(now)
             if sp.error is not None and sp.error != self._logged_error:

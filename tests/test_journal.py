@@ -427,3 +427,16 @@ def test_read_when_another_thread_appends_then_every_read_is_a_contiguous_prefix
     j.close()
     assert reads > 0
     assert got.tobytes() == make_records(1, 2100, e).tobytes()
+
+
+def test_read_when_frames_are_small_then_they_are_gathered_into_bounded_chunks(tmp_path):
+    from sequencer.journal._segments import GATHER_RECORDS, SMALL_FRAME
+
+    with Journal.open(tmp_path, durability="none") as j:
+        everything = fill(j, [3] * 3000 + [100] + [1] * 50, epoch=j.next_epoch())
+        chunks = list(j.read(2))
+    sizes = [len(c) for c in chunks]
+    assert all(0 < s <= GATHER_RECORDS + SMALL_FRAME for s in sizes)
+    assert len(chunks) <= 9000 // GATHER_RECORDS + 4
+    assert 100 in sizes
+    assert np.concatenate(chunks).tobytes() == everything[1:].tobytes()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from journal_frames import fill, make_frame, make_records
-from sequencer.journal import Journal, JournalCorrupt, JournalReader, verify_journal
+from sequencer.journal import Journal, JournalCorrupt, JournalReader, _format, verify_journal
 from sequencer.protocol import HEADER_SIZE, RECORD_SIZE
 
 _settings = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -98,7 +98,10 @@ def test_reopen_when_crash_tore_the_last_write_then_cut_to_last_whole_frame(tmp_
     assert verify_journal(path).ok
 
 
-def test_verify_when_any_byte_flipped_then_names_the_frame_that_holds_it(tmp_path):
+@pytest.mark.parametrize("fast_walk", [False, True], ids=["python-walk", "numba-walk"])
+def test_verify_when_any_byte_flipped_then_names_the_frame_that_holds_it(tmp_path, monkeypatch, fast_walk):
+    if fast_walk:
+        monkeypatch.setattr(_format, "FAST_WALK_BYTES", 0)
     src = tmp_path / "src"
     with Journal.open(src, durability="none", segment_bytes=500) as j:
         fill(j, [1, 2, 1, 3, 1], epoch=j.next_epoch())

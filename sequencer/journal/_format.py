@@ -52,6 +52,9 @@ HDR = struct.Struct("<4sHBBQIIq")
 REC_SEQ_EPOCH = struct.Struct("<q56xI")
 _STAMPED = int(FrameType.STAMPED)
 
+# Regions this large are walked by the numba kernel first (small ones are not worth importing
+# and compiling it for); the Python loop then only describes the frame that stopped it.
+FAST_WALK_BYTES = 1 << 20
 _INDEX_MAGIC = b"SQIX"
 _INDEX_VERSION = 1
 _INDEX_HDR = struct.Struct("<4sHHIQQ4x")
@@ -190,6 +193,14 @@ def walk_frames(
     decides whether a torn end is acceptable (only at the end of the last segment).
     """
     off = start
+    if verify and end - start >= FAST_WALK_BYTES:
+        from sequencer.journal._walk import fast_walk
+
+        n = len(index)
+        off = fast_walk(buf, start, end, expect_seq, min_epoch, index)
+        if len(index) > n:
+            expect_seq = index.last_seq() + 1
+            min_epoch = index.epoch[-1]
     while off < end:
         first, count, epoch, reason, intact = check_frame_bytes(buf, off, end, verify)
         if reason is None and first != expect_seq:

@@ -199,38 +199,50 @@ class SegmentSet:
 
 
 def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: bool) -> Iterator[np.ndarray]:
+    """Chunks of one segment's records in ``from_seq .. to_seq``: a view per frame of
+    ``SMALL_FRAME``+ records, runs of smaller frames gathered into copies of up to
+    ``GATHER_RECORDS`` records. Works on index slices, not per frame in Python."""
     idx = seg.index
-    need = idx.offset[n - 1] + HEADER_SIZE + idx.count[n - 1] * RECORD_SIZE
+    i = idx.find(from_seq, n)
+    k = bisect_right(idx.first_seq, to_seq, 0, n)
+    if k <= i:
+        return
+    need = idx.offset[k - 1] + HEADER_SIZE + idx.count[k - 1] * RECORD_SIZE
     buf = seg.mapping(need)
-    pending: list[tuple[int, int]] = []
-    pending_n = 0
-    for j in range(idx.find(from_seq, n), n):
-        first = idx.first_seq[j]
-        if first > to_seq:
-            break
-        count = idx.count[j]
-        lo = from_seq - first if from_seq > first else 0
-        hi = to_seq - first + 1 if to_seq < first + count - 1 else count
-        if hi <= lo:
-            continue
+    if verify and need > seg.verified:
+        _verify_frames(seg, buf, i, k)
+    # Slices of the index columns are private copies: the writer may grow the columns meanwhile.
+    first = np.frombuffer(idx.first_seq[i:k], dtype=np.int64)
+    count = np.frombuffer(idx.count[i:k], dtype=np.int64)
+    lo = np.maximum(from_seq - first, 0)
+    take = np.maximum(np.minimum(to_seq - first + 1, count) - lo, 0)
+    start = np.frombuffer(idx.offset[i:k], dtype=np.int64) + HEADER_SIZE + lo * RECORD_SIZE
+    big = np.flatnonzero(take >= SMALL_FRAME).tolist() + [k - i]
+    j = 0
+    for b in big:
+        while j < b:
+            # A run of small frames j..b-1: gather them in chunks of about GATHER_RECORDS.
+            csum = np.cumsum(take[j:b])
+            stop = j + max(int(np.searchsorted(csum, GATHER_RECORDS, side="left")) + 1, 1)
+            stop = min(stop, b)
+            if csum[stop - j - 1]:
+                yield _gather(buf, need, start[j:stop], take[j:stop])
+            j = stop
+        if b < k - i:
+            yield np.frombuffer(buf, dtype=RECORD_DTYPE, count=int(take[b]), offset=int(start[b]))
+            j = b + 1
+
+
+def _verify_frames(seg: Segment, buf: mmap.mmap, i: int, k: int) -> None:
+    """Check frames ``i..k-1`` not yet checked; extend ``seg.verified`` over a checked prefix."""
+    idx = seg.index
+    for j in range(i, k):
         off = idx.offset[j]
-        if verify and off >= seg.verified:
-            _verify_frame(seg, buf, off, count, first)
-            if off == seg.verified:
-                seg.verified = off + HEADER_SIZE + count * RECORD_SIZE
-        if hi - lo >= SMALL_FRAME:
-            if pending:
-                yield _gather(buf, need, pending, pending_n)
-                pending, pending_n = [], 0
-            yield np.frombuffer(buf, dtype=RECORD_DTYPE, count=hi - lo, offset=off + HEADER_SIZE + lo * RECORD_SIZE)
-        else:
-            pending.append((off + HEADER_SIZE + lo * RECORD_SIZE, hi - lo))
-            pending_n += hi - lo
-            if pending_n >= GATHER_RECORDS:
-                yield _gather(buf, need, pending, pending_n)
-                pending, pending_n = [], 0
-    if pending:
-        yield _gather(buf, need, pending, pending_n)
+        if off < seg.verified:
+            continue
+        _verify_frame(seg, buf, off, idx.count[j], idx.first_seq[j])
+        if off == seg.verified:
+            seg.verified = off + HEADER_SIZE + idx.count[j] * RECORD_SIZE
 
 
 def _verify_frame(seg: Segment, buf: mmap.mmap, off: int, count: int, first: int) -> None:
@@ -243,16 +255,16 @@ def _verify_frame(seg: Segment, buf: mmap.mmap, off: int, count: int, first: int
         raise JournalCorrupt(Problem(seg.name, off, first, f"{reason} (found on read)"))
 
 
-def _gather(buf: mmap.mmap, need: int, pending: list[tuple[int, int]], total: int) -> np.ndarray:
+def _gather(buf: mmap.mmap, need: int, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Copy the records of several small frames into one read-only array.
 
+    ``starts`` are the byte offsets of each frame's first wanted record, ``counts`` how many.
     Every frame and record boundary is a multiple of 32 bytes, so the segment is viewed as
     32-byte units and each record is 4 consecutive units.
     """
+    total = int(counts.sum())
     units = np.frombuffer(buf, dtype="V32", count=need // 32)
-    starts = np.fromiter((s for s, _ in pending), dtype=np.int64, count=len(pending)) // 32
-    counts = np.fromiter((c for _, c in pending), dtype=np.int64, count=len(pending))
-    run_start = np.repeat(starts, counts)
+    run_start = np.repeat(starts // 32, counts)
     within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     rows = (run_start + within * _UNITS_PER_RECORD)[:, None] + np.arange(_UNITS_PER_RECORD)
     out = units[rows].view(RECORD_DTYPE).reshape(total)

@@ -1,12 +1,14 @@
 """``seqrisk journal verify|cat|info DIR``: check, print and summarize a journal directory.
 
-Exit codes: 0 success, 1 the journal is not intact (``verify``) or a read hit corruption
-(``cat``/``info``), 2 the directory is missing, empty or not a journal, or a bad option.
+Exit codes: 0 success; 1 the journal is not intact (``verify``: corrupt frame or torn tail)
+or has a corrupt frame (``cat`` after printing what precedes it, ``info``); 2 the directory is
+missing or not a journal, or a bad option or config file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,16 +16,28 @@ __all__ = ["register"]
 
 EXIT_BAD = 1
 EXIT_USAGE = 2
+_EXIT_CODES = (
+    "exit codes: 0 ok; 1 not intact (corrupt frame or torn tail; for cat/info a corrupt frame); "
+    "2 missing directory, not a journal, or bad option/config"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``journal`` command group."""
-    p = sub.add_parser("journal", help="inspect and verify a journal directory")
+    p = sub.add_parser(
+        "journal",
+        help="inspect and verify a journal directory",
+        description="Inspect and verify a journal directory (see docs/journal.md).",
+        epilog=_EXIT_CODES,
+    )
     jsub = p.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
 
     verify = jsub.add_parser(
         "verify",
         help="check every frame's checksum and seq/epoch continuity; exit 1 naming the first bad frame",
+        description="Check every frame of every segment (header, checksum, seq and epoch continuity, "
+        "every record's seq and epoch), the index files and the EPOCH file. Read-only.",
+        epilog=_EXIT_CODES,
     )
     verify.add_argument("dir", help="journal directory")
     verify.set_defaults(func=_verify)
@@ -120,8 +134,9 @@ def _cat(args: argparse.Namespace) -> int:
         print(f"journal cat: {exc}", file=sys.stderr)
         return EXIT_BAD
     except BrokenPipeError:
-        # `seqrisk journal cat DIR | head` closing the pipe early is not an error.
-        sys.stderr.close()
+        # `seqrisk journal cat DIR | head` closing the pipe early is not an error; point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     out.flush()
     return 0

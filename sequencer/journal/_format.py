@@ -13,6 +13,7 @@ A journal directory holds:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 from array import array
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-from sequencer.journal._errors import JournalCorrupt, Problem
+from sequencer.journal._errors import JournalCorrupt, JournalError, Problem
 from sequencer.protocol import HEADER_SIZE, MAGIC, MAX_FRAME_RECORDS, PROTOCOL_VERSION, RECORD_SIZE, FrameType
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "read_epoch_file",
     "write_epoch_file",
     "fsync_dir",
+    "fdatasync_path",
+    "acquire_lock",
 ]
 
 SEGMENT_SUFFIX = ".seg"
@@ -296,3 +299,23 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fdatasync_path(path: Path) -> None:
+    """fdatasync a file by path (recovery makes what it keeps durable)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def acquire_lock(path: Path) -> int:
+    """Take the writer's exclusive ``flock`` on ``LOCK``; returns its fd. Raises JournalError if held."""
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(f"journal {path} is open for writing by another Journal (lock {path / LOCK_FILE} held)") from None
+    return fd

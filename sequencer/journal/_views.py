@@ -44,13 +44,19 @@ def epoch_ranges(segset: SegmentSet) -> list[tuple[int, int, int]]:
     """``(epoch, first_seq, last_seq)`` per run of frames with one epoch, in seq order."""
     runs: list[tuple[int, int, int]] = []
     for seg, n in segset.snapshot():
+        if not n:
+            continue
         idx = seg.index
-        for j in range(n):
-            epoch, first, last = idx.epoch[j], idx.first_seq[j], idx.first_seq[j] + idx.count[j] - 1
-            if runs and runs[-1][0] == epoch:
-                runs[-1] = (epoch, runs[-1][1], last)
+        epoch = np.frombuffer(idx.epoch[:n], dtype=np.int64)
+        first = np.frombuffer(idx.first_seq[:n], dtype=np.int64)
+        last = first + np.frombuffer(idx.count[:n], dtype=np.int64) - 1
+        starts = np.flatnonzero(np.diff(epoch, prepend=-1))
+        ends = np.append(starts[1:], n) - 1
+        for e, a, b in zip(epoch[starts].tolist(), first[starts].tolist(), last[ends].tolist()):
+            if runs and runs[-1][0] == e:
+                runs[-1] = (e, runs[-1][1], b)
             else:
-                runs.append((epoch, first, last))
+                runs.append((e, a, b))
     return runs
 
 

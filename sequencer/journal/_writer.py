@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import threading
@@ -18,9 +17,10 @@ import xxhash
 from sequencer.journal._errors import JournalError, Problem
 from sequencer.journal._format import (
     HDR,
-    REC_SEQ_EPOCH,
     INDEX_SUFFIX,
-    LOCK_FILE,
+    REC_SEQ_EPOCH,
+    acquire_lock,
+    fdatasync_path,
     fsync_dir,
     read_epoch_file,
     segment_name,
@@ -87,7 +87,7 @@ class Journal:
         self.sync_ms = float(sync_ms)
         self.check_checksums = check_checksums
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _acquire_lock(self.path)
+        self._lock_fd = acquire_lock(self.path)
         self._fd = -1
         self._thread: threading.Thread | None = None
         self._failed: BaseException | None = None
@@ -137,7 +137,7 @@ class Journal:
             # A previous process may have died with data still in the page cache (or run with
             # durability "none"): make what recovery kept durable before calling it synced.
             for seg in segs:
-                _fdatasync_path(seg.path)
+                fdatasync_path(seg.path)
             fsync_dir(self.path)
         if tail is not None:
             self._fd = os.open(tail.path, os.O_WRONLY | os.O_CLOEXEC)
@@ -381,21 +381,3 @@ class Journal:
     def epochs(self) -> list[tuple[int, int, int]]:
         """``(epoch, first_seq, last_seq)`` for each run of one epoch, in seq order."""
         return epoch_ranges(self._set)
-
-
-def _fdatasync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _acquire_lock(path: Path) -> int:
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise JournalError(f"journal {path} is open for writing by another Journal (lock {path / LOCK_FILE} held)") from None
-    return fd

@@ -164,9 +164,13 @@ class Gate:
                 res.release(oid)
 
     def stream_view(self) -> StreamView:
-        """What the subscriber knows now: applied seq, HWM, its timestamp, recovering, error."""
+        """What the subscriber knows now: applied seq, HWM (at least the applied seq), its timestamp, recovering, error."""
         s = self.subscriber
-        return StreamView(s.applied_seq, s.hwm, s.hwm_ts_ns, s.recovering, s.error)
+        applied = s.applied_seq
+        hwm = s.hwm
+        # The conflated heartbeat can lag the data path: the sequencer has published at
+        # least what was applied, so the HWM is never below the applied seq (lag >= 0).
+        return StreamView(applied, hwm if hwm > applied else applied, s.hwm_ts_ns, s.recovering, s.error)
 
     @property
     def applied_seq(self) -> int:

@@ -32,7 +32,8 @@ class Order(msgspec.Struct, frozen=True, gc=False):
 class Decision(msgspec.Struct, frozen=True, gc=False):
     """The gate's answer: approved, or refused with a reason and detail, and how current it was.
 
-    ``lag`` is ``hwm - applied_seq`` at the decision; ``hwm_age_ms`` the age of the newest HWM
+    ``hwm`` is ``max(newest heartbeat HWM, applied_seq)`` (the heartbeat can lag the data path), so
+    ``lag = hwm - applied_seq >= 0``; ``hwm_age_ms`` the age of the newest HWM
     (``-1.0`` when none was ever seen).
     """
 

@@ -196,3 +196,17 @@ def test_from_config_when_file_given_then_endpoints_from_sequencer_section(tmp_p
     Gate.from_config(p)
     assert seen["publish"] == "ipc://x-pub" and seen["ingest"] == "ipc://x-in" and seen["name"] == "g1"
     assert seen["limits"].resolved(1, 1).max_qty_lots == 20_000
+
+
+def test_check_when_heartbeat_lags_data_path_then_hwm_used_and_recorded_is_applied_seq():
+    gate = make_gate(max_order_qty="1")
+    gate.subscriber.push([rec(Kind.PRICE, instrument=1, price=PX), rec(Kind.PRICE, instrument=2, price=300_000)], heartbeat=False)
+    assert gate.subscriber.hwm == 2
+    ok = gate.check(btc(oid=1))
+    bad = gate.check(btc(qty="5", oid=2))
+    assert ok.approved and bad.reason is RefuseReason.MAX_ORDER_QTY
+    for d in (ok, bad):
+        assert (d.applied_seq, d.hwm, d.lag) == (4, 4, 0)
+    recs = gate.producer.records
+    assert recs["kind"].tolist() == [Kind.NEW_ORDER, Kind.REFUSED]
+    assert recs["aux1"].tolist() == [4, 4] and recs["aux2"].tolist() == [4, 4]

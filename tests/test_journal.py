@@ -440,3 +440,15 @@ def test_read_when_frames_are_small_then_they_are_gathered_into_bounded_chunks(t
     assert len(chunks) <= 9000 // GATHER_RECORDS + 4
     assert 100 in sizes
     assert np.concatenate(chunks).tobytes() == everything[1:].tobytes()
+
+
+def test_read_when_many_segments_then_mappings_of_sealed_segments_are_released(tmp_path):
+    with Journal.open(tmp_path, durability="none", segment_bytes=1024) as j:
+        everything = fill(j, [5] * 60, epoch=j.next_epoch())
+    fds_before = len(os.listdir("/proc/self/fd"))
+    with JournalReader(tmp_path, verify=True) as r:
+        total = sum(len(c) for c in r.read())
+        fds_during = len(os.listdir("/proc/self/fd"))
+        assert total == len(everything)
+        assert sum(s._map is not None for s in r._set.segments) <= 1
+    assert fds_during - fds_before <= 2

@@ -156,6 +156,9 @@ class SegmentSet:
         if seg.verified == seg.end:
             seg.verified = end
         seg.end = end
+        if not last:
+            del buf
+            seg.drop_mapping()
         if not last and seg.end == size:
             self.indexes_rebuilt.append(seg.name)
         if problem is None:
@@ -188,12 +191,16 @@ class SegmentSet:
         if to_seq >= from_seq:
             firsts = [s.first_seq for s, _ in snap]
             start = max(bisect_right(firsts, from_seq) - 1, 0)
-            for seg, n in snap[start:]:
+            for pos, (seg, n) in enumerate(snap[start:], start):
                 if n == 0:
                     continue
                 if seg.index.first_seq[0] > to_seq:
                     break
                 yield from _segment_records(seg, n, from_seq, to_seq, verify)
+                if pos < len(snap) - 1:
+                    # A mapping holds a file descriptor: keep only the tail's between reads
+                    # (chunks handed out keep theirs alive as long as they are referenced).
+                    seg.drop_mapping()
         if raise_after:
             raise JournalCorrupt(corrupt)
 

@@ -275,3 +275,20 @@ class JournalMachine(RuleBasedStateMachine):
 
 TestJournalMachine = JournalMachine.TestCase
 TestJournalMachine.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+
+
+@pytest.mark.parametrize("where", ["header", "record"])
+def test_read_when_sealed_segment_of_many_small_frames_has_a_flipped_byte_then_read_names_that_frame(tmp_path, where):
+    with Journal.open(tmp_path, durability="none", segment_bytes=400 * 160) as j:
+        everything = fill(j, [1] * 450, epoch=j.next_epoch())
+    first_seg = sorted(tmp_path.glob("*.seg"))[0]
+    raw = bytearray(first_seg.read_bytes())
+    off = 299 * 160
+    raw[off + (20 if where == "header" else 100)] ^= 0x10
+    first_seg.write_bytes(bytes(raw))
+    with Journal.open(tmp_path, durability="none") as j:
+        assert j.read_array(1, 299).tobytes() == everything[:299].tobytes()
+        assert j.read_array(301).tobytes() == everything[300:].tobytes()
+        with pytest.raises(JournalCorrupt) as info:
+            j.read_array()
+    assert (info.value.segment, info.value.offset, info.value.seq) == (first_seg.name, off, 300)

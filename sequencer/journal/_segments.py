@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +21,8 @@ __all__ = ["Segment", "SegmentSet", "SMALL_FRAME", "GATHER_RECORDS"]
 # numpy view per tiny frame would cost more than the copy.
 SMALL_FRAME = 64
 GATHER_RECORDS = 4096
+# From this many frames to check at once, reads verify them with the fast walk.
+FAST_VERIFY_FRAMES = 256
 _UNITS_PER_RECORD = RECORD_SIZE // 32
 
 
@@ -241,9 +243,26 @@ def _segment_records(seg: Segment, n: int, from_seq: int, to_seq: int, verify: b
 
 
 def _verify_frames(seg: Segment, buf: mmap.mmap, i: int, k: int) -> None:
-    """Check frames ``i..k-1`` not yet checked; extend ``seg.verified`` over a checked prefix."""
+    """Check frames ``i..k-1`` not yet checked; extend ``seg.verified`` over a checked prefix.
+
+    Many frames at once go through the fast walk (numba headers + checksum pass) and must
+    reproduce the index exactly; otherwise, or if they do not, frames are checked one by one
+    so the first bad one is named.
+    """
     idx = seg.index
-    for j in range(i, k):
+    j = bisect_left(idx.offset, seg.verified, i, k)
+    if k - j >= FAST_VERIFY_FRAMES:
+        from sequencer.journal._walk import fast_walk
+
+        start = idx.offset[j]
+        end = idx.offset[k - 1] + HEADER_SIZE + idx.count[k - 1] * RECORD_SIZE
+        found = FrameIndex()
+        got = fast_walk(buf, start, end, idx.first_seq[j], 0, found)
+        if got == end and all(getattr(found, c) == getattr(idx, c)[j:k] for c in FrameIndex.__slots__):
+            if start <= seg.verified:
+                seg.verified = max(seg.verified, end)
+            return
+    for j in range(j, k):
         off = idx.offset[j]
         if off < seg.verified:
             continue

@@ -195,7 +195,12 @@ def check_order(
         and (side == _BUY or side == _SELL) and qty > 0 and price >= 0 and order_id > 0
     ):
         invalid = validate_order(o, book)
-    max_lag, max_age_ns = table.budgets(account if acct_ok else 0)
+    if ids_ok:
+        # One cached lookup gives the budgets and every limit (locals beat attribute access).
+        (max_lag, max_age_ns, price_ttl_ns, max_qty, max_notional, max_pos, max_gross, max_open,
+         per_sec, per_min, collar, restricted) = table.resolved(account, instrument)
+    else:
+        max_lag, max_age_ns = table.budgets(account if acct_ok else 0)
 
     # -- staleness: how current is the state this decision is made on?
     applied, hwm, hwm_ts, recovering, error = view
@@ -226,7 +231,6 @@ def check_order(
             return out
         return collect[0] if collect else _APPROVE
 
-    r = table.resolved(account, instrument)
     k = account * book.stride + instrument
     ref_px = book.ref_px
     ref_ts = book.ref_ts
@@ -234,16 +238,16 @@ def check_order(
 
     # -- the reference price, for market orders, the collar and the exposure
     gross = 0.0
-    if price == 0 or r.collar_bps_e6 >= 0 or r.max_gross_exposure >= 0:
+    if price == 0 or collar >= 0 or max_gross >= 0:
         if ref <= 0:
             out = _refuse(collect, _STALE_PRICE, "no reference price")
             if out is not None:
                 return out
-        elif now_ns - ref_ts[instrument] > r.price_ttl_ns:
-            out = _refuse(collect, _STALE_PRICE, f"price age {(now_ns - ref_ts[instrument]) // 1_000_000}ms > {r.price_ttl_ns // 1_000_000}ms")
+        elif now_ns - ref_ts[instrument] > price_ttl_ns:
+            out = _refuse(collect, _STALE_PRICE, f"price age {(now_ns - ref_ts[instrument]) // 1_000_000}ms > {price_ttl_ns // 1_000_000}ms")
             if out is not None:
                 return out
-        if r.max_gross_exposure >= 0 and invalid is None:
+        if max_gross >= 0 and invalid is None:
             gross, stale = _gross_exposure(book, table, res, account, instrument, side, qty, now_ns)
             if stale is not None:
                 out = _refuse(collect, _STALE_PRICE, stale)
@@ -256,13 +260,13 @@ def check_order(
         return collect[0] if collect else _APPROVE
 
     # -- limits
-    if 0 <= r.max_qty_lots < qty:
-        out = _refuse(collect, _MAX_ORDER_QTY, f"qty {qty} lots > {r.max_qty_lots}")
+    if 0 <= max_qty < qty:
+        out = _refuse(collect, _MAX_ORDER_QTY, f"qty {qty} lots > {max_qty}")
         if out is not None:
             return out
     px = price if price else ref
-    if r.max_notional_units >= 0 and px * qty > r.max_notional_units:
-        out = _refuse(collect, _MAX_ORDER_NOTIONAL, f"notional {px * qty} > {r.max_notional_units} units")
+    if max_notional >= 0 and px * qty > max_notional:
+        out = _refuse(collect, _MAX_ORDER_NOTIONAL, f"notional {px * qty} > {max_notional} units")
         if out is not None:
             return out
     pos = book.pos[k]
@@ -272,22 +276,20 @@ def check_order(
     else:
         working = book.open_sell[k] + res.sell[k]
         worst = working + qty - pos
-    if 0 <= r.max_position_lots < worst:
-        out = _refuse(collect, _MAX_POSITION, f"worst-case position {worst} lots > {r.max_position_lots}")
+    if 0 <= max_pos < worst:
+        out = _refuse(collect, _MAX_POSITION, f"worst-case position {worst} lots > {max_pos}")
         if out is not None:
             return out
-    if r.max_gross_exposure >= 0 and gross > r.max_gross_exposure:
-        out = _refuse(collect, _MAX_GROSS_EXPOSURE, f"gross {gross:.2f} > {r.max_gross_exposure:.2f}")
+    if max_gross >= 0 and gross > max_gross:
+        out = _refuse(collect, _MAX_GROSS_EXPOSURE, f"gross {gross:.2f} > {max_gross:.2f}")
         if out is not None:
             return out
-    if r.max_open_orders >= 0:
+    if max_open >= 0:
         n_open = book.open_orders[account] + res.count[account] + 1
-        if n_open > r.max_open_orders:
-            out = _refuse(collect, _MAX_OPEN_ORDERS, f"open orders {n_open} > {r.max_open_orders}")
+        if n_open > max_open:
+            out = _refuse(collect, _MAX_OPEN_ORDERS, f"open orders {n_open} > {max_open}")
             if out is not None:
                 return out
-    per_sec = r.rate_per_sec
-    per_min = r.rate_per_min
     if per_sec >= 0 or per_min >= 0:
         s, m = rates.available(account, now_ns, per_sec, per_min)
         if (per_sec >= 0 and s < 1.0) or (per_min >= 0 and m < 1.0):
@@ -295,12 +297,12 @@ def check_order(
             out = _refuse(collect, _RATE_LIMIT, f"rate per {which} exhausted")
             if out is not None:
                 return out
-    if price and r.collar_bps_e6 >= 0 and ref > 0:
-        if abs(price - ref) * 10_000_000_000 > r.collar_bps_e6 * ref:
-            out = _refuse(collect, _PRICE_COLLAR, f"price {price} vs ref {ref} > {r.collar_bps_e6 / 1e6:g}bps")
+    if price and collar >= 0 and ref > 0:
+        if abs(price - ref) * 10_000_000_000 > collar * ref:
+            out = _refuse(collect, _PRICE_COLLAR, f"price {price} vs ref {ref} > {collar / 1e6:g}bps")
             if out is not None:
                 return out
-    if r.restricted:
+    if restricted:
         out = _refuse(collect, _RESTRICTED, "instrument restricted")
         if out is not None:
             return out
@@ -341,6 +343,7 @@ def _gross_exposure(
     ref_px = book.ref_px
     ref_ts = book.ref_ts
     units = book.unit_notional
+    ttls = table.price_ttls(account)
     gross = 0.0
     for j in book.instruments:
         k = base + j
@@ -358,7 +361,7 @@ def _gross_exposure(
         if j != instrument:
             if ref <= 0:
                 return gross, f"no reference price for instrument {j}"
-            ttl = table.resolved(account, j).price_ttl_ns
+            ttl = ttls[j]
             if now_ns - ref_ts[j] > ttl:
                 return gross, f"price of instrument {j} older than {ttl // 1_000_000}ms"
         w = p + b

@@ -24,7 +24,8 @@ import numpy as np
 from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
 from risk_gate.fold import GateFold
 from risk_gate.limits import GateConfig, LimitTable, load_gate_config
-from risk_gate.order import Decision, Order, to_fixed
+from risk_gate.order import Decision, FixedConverter, Order
+from risk_gate.publish import DecisionFrame
 from risk_gate.reasons import RefuseReason, truncate_detail
 from risk_gate.state import RateState, Reservations
 from sequencer.log import get_logger
@@ -40,6 +41,7 @@ _REFUSED = int(Kind.REFUSED)
 _INTERNAL = RefuseReason.INTERNAL_ERROR
 _DUP = RefuseReason.DUPLICATE_ORDER_ID
 _REPLY_POLL_EVERY = 64
+_perf_ns = time.perf_counter_ns
 
 
 class DecisionLogEntry(msgspec.Struct, array_like=True, gc=False):
@@ -111,7 +113,9 @@ class Gate:
         self._each = publish_mode == "each"
         self._outbox: list[tuple] = []
         self._text_cache: dict[str, bytes] = {}
-        self.counts: dict[str, int] = {"approved": 0, "refused": 0, "published": 0, "publish_errors": 0, "unpublished": 0}
+        self._approved = 0
+        self._refused = 0
+        self._pub_counts: dict[str, int] = {"published": 0, "publish_errors": 0, "unpublished": 0}
         self.refused_by_reason: dict[str, int] = {}
         if subscriber is None:
             from consumers.subscriber import Subscriber
@@ -127,6 +131,11 @@ class Gate:
 
             producer = Producer(ingest=ingest, name=name)
         self.producer = producer
+        # Publish each decision through a preallocated frame when the producer can take one.
+        self._fast: DecisionFrame | None = None
+        if self._each and producer is not None and hasattr(producer, "submit_encoded"):
+            self._fast = DecisionFrame(producer.producer_id)
+        self._convert = FixedConverter(self.registry)
         self._token_ids: dict[int, list[int]] = {}
         self._since_reply_poll = 0
         path = decision_log if decision_log is not None else (cfg.decision_log or None)
@@ -193,10 +202,10 @@ class Gate:
         try:
             token = self.producer.submit(recs)
         except (BufferError, ValueError, TypeError) as exc:
-            self.counts["publish_errors"] += 1
+            self._pub_counts["publish_errors"] += 1
             log.error("decision records not published: %s", exc, extra={"seq": self.applied_seq})
             return
-        self.counts["published"] += len(recs)
+        self._pub_counts["published"] += len(recs)
         if ids:
             self._token_ids[token] = ids
 
@@ -207,7 +216,7 @@ class Gate:
         for reply in self.producer.poll(0):
             ids = self._token_ids.pop(reply.first_producer_seq, None)
             if not reply.ok:
-                self.counts["publish_errors"] += 1
+                self._pub_counts["publish_errors"] += 1
                 log.error("sequencer refused decision records: %s %s", reply.code_name, reply.message, extra={"seq": self.applied_seq})
                 # An approval the sequencer will never stamp must not hold its reservation forever.
                 for oid in ids or ():
@@ -216,44 +225,61 @@ class Gate:
     # -- the check -----------------------------------------------------------------------
     def check(self, order: Order | FixedOrder) -> Decision:
         """Decide ``order`` (an :class:`Order` with decimals and names, or a :class:`FixedOrder`)."""
-        t0 = time.perf_counter_ns() if self._log_file is not None else 0
+        log_file = self._log_file
+        t0 = _perf_ns() if log_file is not None else 0
         fo: FixedOrder | None = None
         applied = hwm = 0
         age_ms = -1.0
         try:
-            self.subscriber.poll(self._max_drain)
+            s = self.subscriber
+            s.poll(self._max_drain)
             now = self._clock()
             if type(order) is FixedOrder:
                 fo = order
                 invalid = None
             else:
-                fo, invalid = to_fixed(order, self.registry)
-            view = self.stream_view()
-            applied = view.applied_seq
-            hwm = view.hwm
-            if view.hwm_ts_ns:
-                age_ms = (now - view.hwm_ts_ns) / 1e6
-            reason, detail = check_order(fo, self._view, self.table, self.reservations, self.rates, view, now, invalid)
+                fo, invalid = self._convert(order)
+            applied = self.fold.applied_seq  # the state this decision reads (a cached int)
+            hwm = s.hwm
+            if hwm < applied:
+                # The conflated heartbeat can lag the data path: the sequencer has published
+                # at least what was applied, so the HWM used and recorded is never below it.
+                hwm = applied
+            hwm_ts = s.hwm_ts_ns
+            if hwm_ts:
+                age_ms = (now - hwm_ts) / 1e6
+            # A plain tuple in StreamView's field order: cheaper than building the NamedTuple.
+            reason, detail = check_order(
+                fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, s.recovering, s.error), now, invalid
+            )
             if reason is None:
-                r = self.table.resolved(fo.account, fo.instrument)
+                account = fo.account
+                instrument = fo.instrument
+                r = self.table.resolved(account, instrument)
                 if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
-                    self.rates.take(fo.account, now, r.rate_per_sec, r.rate_per_min)
-                self.reservations.add(fo.order_id, fo.account, fo.instrument, fo.side, fo.qty, fo.price)
+                    self.rates.take(account, now, r.rate_per_sec, r.rate_per_min)
+                self.reservations.add(fo.order_id, account, instrument, fo.side, fo.qty, fo.price)
         except Exception as exc:  # fail closed: whatever broke, this order is refused
             log.exception("check failed; refusing", extra={"seq": applied})
             reason = _INTERNAL
             detail = f"{type(exc).__name__}: {exc}"
         if reason is None:
-            self.counts["approved"] += 1
+            self._approved += 1
             if self._pub_ok:
-                self._queue(_NEW, fo, 0, b"", applied, hwm)
+                if self._fast is not None:
+                    self._publish_now(_NEW, fo, 0, b"", applied, hwm)
+                else:
+                    self._queue(_NEW, fo, 0, b"", applied, hwm)
             decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
         else:
-            self.counts["refused"] += 1
+            self._refused += 1
             name = reason.name
             self.refused_by_reason[name] = self.refused_by_reason.get(name, 0) + 1
             if self._pub_refused:
-                self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+                if self._fast is not None:
+                    self._publish_now(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+                else:
+                    self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
             oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
             decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
         if self._each and self._outbox and self.producer is not None:
@@ -261,9 +287,41 @@ class Gate:
         self._since_reply_poll += 1
         if self._since_reply_poll >= _REPLY_POLL_EVERY:
             self._poll_replies()
-        if self._log_file is not None:
+        if log_file is not None:
             self._log(decision, t0)
         return decision
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Decisions made and records published: approved, refused, published, publish_errors, unpublished."""
+        return {"approved": self._approved, "refused": self._refused, **self._pub_counts}
+
+    def _publishable(self, fo: FixedOrder | None) -> bool:
+        # A record the sequencer would reject (unknown ids, bad qty) is not sent: the
+        # sequencer validates frames all-or-nothing and would drop good records with it.
+        if fo is None or fo.qty <= 0 or fo.order_id <= 0 or fo.price < 0 or fo.side not in (1, 2) or not (
+            fo.account and fo.instrument and fo.venue
+        ):
+            self._pub_counts["unpublished"] += 1
+            return False
+        return True
+
+    def _publish_now(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
+        """Fill the preallocated frame and submit it at once (non-blocking, no numpy on the way)."""
+        if not self._publishable(fo):
+            return
+        producer = self.producer
+        pseq = producer.next_producer_seq
+        frame = self._fast.encode(kind, pseq, fo.order_id, fo.qty, fo.price, applied, hwm, fo.instrument, fo.account, fo.venue, fo.side, code, text)
+        try:
+            token = producer.submit_encoded(frame, pseq, pseq)
+        except (BufferError, ValueError) as exc:
+            self._pub_counts["publish_errors"] += 1
+            log.error("decision record not published: %s", exc, extra={"seq": applied})
+            return
+        self._pub_counts["published"] += 1
+        if kind == _NEW:
+            self._token_ids[token] = [fo.order_id]
 
     def _text(self, detail: str) -> bytes:
         got = self._text_cache.get(detail)
@@ -274,21 +332,14 @@ class Gate:
         return got
 
     def _queue(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
-        if self.producer is None:
-            return
-        # A record the sequencer would reject (unknown ids, bad qty) is not sent: the
-        # sequencer validates frames all-or-nothing and would drop good records with it.
-        if fo is None or fo.qty <= 0 or fo.order_id <= 0 or fo.price < 0 or fo.side not in (1, 2) or not (
-            fo.account and fo.instrument and fo.venue
-        ):
-            self.counts["unpublished"] += 1
+        if self.producer is None or not self._publishable(fo):
             return
         self._outbox.append(
             (0, 0, fo.order_id, fo.qty, fo.price, 0, applied, hwm, 0, fo.instrument, 0, fo.account, fo.venue, kind, fo.side, code, 0, text)
         )
 
     def _log(self, d: Decision, t0: int) -> None:
-        entry = DecisionLogEntry(self._clock(), d.order_id, 0 if d.reason is None else int(d.reason), d.applied_seq, d.hwm, time.perf_counter_ns() - t0)
+        entry = DecisionLogEntry(self._clock(), d.order_id, 0 if d.reason is None else int(d.reason), d.applied_seq, d.hwm, _perf_ns() - t0)
         self._log_file.write(self._log_enc.encode(entry) + b"\n")
 
     # -- lifecycle -----------------------------------------------------------------------

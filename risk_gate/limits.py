@@ -242,6 +242,7 @@ class LimitTable:
         self._values: dict[tuple[int, int, int], int] = _config_values(self.config, self.registry)
         self._cache: dict[int, Resolved] = {}
         self._budgets: dict[int, tuple[int, int]] = {}
+        self._ttls: dict[int, list[int]] = {}
         self.changes = 0  # limit events applied
         self.last_change_seq = 0
         self.ignored = 0  # limit events with a code this build does not know
@@ -265,6 +266,7 @@ class LimitTable:
         self._values[(int(lt), account, instrument)] = int(value_e6)
         self._cache.clear()
         self._budgets.clear()
+        self._ttls.clear()
         self.changes += 1
         self.last_change_seq = seq
 
@@ -293,6 +295,17 @@ class LimitTable:
             age = self.value(LimitType.MAX_HWM_AGE_MS, account, 0) or 0
             # ms x 10**6 is exactly nanoseconds.
             got = self._budgets[account] = (lag // LIMIT_VALUE_SCALE, age)
+        return got
+
+    def price_ttls(self, account: int) -> list[int]:
+        """Price TTL in ns for ``account`` per instrument id (index 0 unused), cached until the next change."""
+        got = self._ttls.get(account)
+        if got is None:
+            ids = [i.id for i in self.registry.instruments]
+            got = [0] * (max(ids, default=0) + 1)
+            for j in ids:
+                got[j] = self.resolved(account, j).price_ttl_ns
+            self._ttls[account] = got
         return got
 
     def resolved(self, account: int, instrument: int) -> Resolved:
@@ -366,6 +379,7 @@ class LimitTable:
         self._values = {(int(t), int(a), int(i)): int(v) for t, a, i, v in data["values"]}
         self._cache.clear()
         self._budgets.clear()
+        self._ttls.clear()
         self.changes = int(data["changes"])
         self.last_change_seq = int(data["last_change_seq"])
         self.ignored = int(data["ignored"])

@@ -9,7 +9,7 @@ import msgspec
 from risk_gate.checks import FixedOrder
 from sequencer.registry import Registry, RegistryError, to_decimal
 
-__all__ = ["Order", "Decision", "to_fixed"]
+__all__ = ["Order", "Decision", "to_fixed", "FixedConverter"]
 
 _SIDES = {"buy": 1, "sell": 2, "BUY": 1, "SELL": 2, 1: 1, 2: 2}
 
@@ -87,3 +87,40 @@ def to_fixed(order: Order, reg: Registry) -> tuple[FixedOrder, str | None]:
         oid = order.order_id if isinstance(order.order_id, int) else 0
         return FixedOrder(account, instrument, venue, side, qty, price, oid), str(exc)
     return FixedOrder(account, instrument, venue, side, qty, price, order.order_id), None
+
+
+_CACHE_MAX = 1 << 16
+
+
+class FixedConverter:
+    """:func:`to_fixed` with memoized conversions (the decimal path's hot cost).
+
+    ``(account, instrument, venue, side, qty, price)`` -> their ids, lots and ticks is cached
+    after a successful conversion; the order id is checked on every call. A bad field is
+    re-parsed (and refused, with the same detail) every time. The type of each field is part
+    of the key, so ``1``, ``1.0``, ``"1"`` and ``True`` never share an entry by equality.
+    The cache is cleared when it reaches 65,536 entries.
+    """
+
+    __slots__ = ("registry", "_fields")
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._fields: dict[tuple, tuple[int, int, int, int, int, int]] = {}
+
+    def __call__(self, order: Order) -> tuple[FixedOrder, str | None]:
+        """Same result as ``to_fixed(order, registry)``."""
+        a, i, v, sd, q, p, oid = order.account, order.instrument, order.venue, order.side, order.qty, order.price, order.order_id
+        key = (type(a), a, type(i), i, type(v), v, type(sd), sd, type(q), q, type(p), p)
+        try:
+            got = self._fields.get(key)
+        except TypeError:  # an unhashable field: no caching, to_fixed names the field
+            return to_fixed(order, self.registry)
+        if got is not None and type(oid) is int and oid > 0:
+            return FixedOrder(*got, oid), None
+        fo, invalid = to_fixed(order, self.registry)
+        if invalid is None:
+            if len(self._fields) >= _CACHE_MAX:
+                self._fields.clear()
+            self._fields[key] = fo[:6]
+        return fo, invalid

@@ -35,7 +35,9 @@ class Reservations:
 
     def __init__(self, n_accounts: int, stride: int) -> None:
         self.stride = stride
-        self.by_id: dict[int, Reservation] = {}
+        # Plain tuples in Reservation's field order: NamedTuple construction costs several
+        # times a tuple display on the check's path; release() returns a Reservation.
+        self.by_id: dict[int, tuple[int, int, int, int, int, int]] = {}
         self.buy = [0] * (n_accounts * stride)
         self.sell = [0] * (n_accounts * stride)
         self.count = [0] * n_accounts
@@ -48,7 +50,7 @@ class Reservations:
 
     def add(self, order_id: int, account: int, instrument: int, side: int, qty: int, price: int) -> None:
         """Reserve an approved order."""
-        self.by_id[order_id] = Reservation(order_id, account, instrument, side, qty, price)
+        self.by_id[order_id] = (order_id, account, instrument, side, qty, price)
         k = account * self.stride + instrument
         if side == _BUY:
             self.buy[k] += qty
@@ -58,14 +60,16 @@ class Reservations:
 
     def release(self, order_id: int) -> Reservation | None:
         """Drop a reservation (its order is now in the Book); ``None`` if it was not reserved."""
-        r = self.by_id.pop(order_id, None)
-        if r is not None:
-            k = r.account * self.stride + r.instrument
-            if r.side == _BUY:
-                self.buy[k] -= r.qty
-            else:
-                self.sell[k] -= r.qty
-            self.count[r.account] -= 1
+        t = self.by_id.pop(order_id, None)
+        if t is None:
+            return None
+        r = Reservation(*t)
+        k = r.account * self.stride + r.instrument
+        if r.side == _BUY:
+            self.buy[k] -= r.qty
+        else:
+            self.sell[k] -= r.qty
+        self.count[r.account] -= 1
         return r
 
 
@@ -104,8 +108,32 @@ class RateState:
 
     def take(self, account: int, now_ns: int, per_sec: float, per_min: float) -> None:
         """Take one token from each bucket that has a rate set (``< 0`` = no limit)."""
-        s, m = self.available(account, now_ns, per_sec, per_min)
-        self.sec[account] = s - 1.0 if per_sec >= 0 else -1.0
-        self.min[account] = m - 1.0 if per_min >= 0 else -1.0
-        if now_ns > self.last_ns[account]:
+        # available() inlined: this runs on every approval.
+        last = self.last_ns[account]
+        if now_ns > last:
+            dt = (now_ns - last) * 1e-9
             self.last_ns[account] = now_ns
+        else:
+            dt = 0.0
+        if per_sec >= 0:
+            s = self.sec[account]
+            if s < 0:
+                s = per_sec
+            else:
+                s += dt * per_sec
+                if s > per_sec:
+                    s = per_sec
+            self.sec[account] = s - 1.0
+        else:
+            self.sec[account] = -1.0
+        if per_min >= 0:
+            m = self.min[account]
+            if m < 0:
+                m = per_min
+            else:
+                m += dt * per_min / 60.0
+                if m > per_min:
+                    m = per_min
+            self.min[account] = m - 1.0
+        else:
+            self.min[account] = -1.0

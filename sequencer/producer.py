@@ -121,6 +121,28 @@ class Producer:
         self._next_pseq = max(self._next_pseq, last + 1)
         return first
 
+    @property
+    def next_producer_seq(self) -> int:
+        """The producer seq ``submit`` would give the next record (for :meth:`submit_encoded`)."""
+        return max(self._next_pseq, self._last_pseq + 1)
+
+    def submit_encoded(self, frame: bytes, first: int, last: int) -> int:
+        """Send an ingest frame the caller encoded (records with this producer's id and producer
+        seqs ``first..last``, ``first`` from :attr:`next_producer_seq`); tracked for replies and
+        resends exactly like :meth:`submit`. Returns the token (``first``). For callers on a
+        latency path that keep a preallocated frame (the risk gate); the sequencer validates it.
+        """
+        if first <= self._last_pseq or last < first:
+            raise ValueError(f"producer seqs must strictly increase above {self._last_pseq}")
+        if len(self._pending) >= self.max_pending:
+            raise BufferError(f"{len(self._pending)} frames are unanswered (max_pending {self.max_pending})")
+        self._send(frame)
+        self._pending[first] = _Pending(frame, time.monotonic_ns(), last)
+        self._last_pseq = last
+        if self._next_pseq <= last:
+            self._next_pseq = last + 1
+        return first
+
     def _fill_gaps(self, pseq: np.ndarray, unset: np.ndarray) -> None:
         nxt = max(self._next_pseq, self._last_pseq + 1)
         for i in range(len(pseq)):

@@ -210,3 +210,50 @@ def test_check_when_heartbeat_lags_data_path_then_hwm_used_and_recorded_is_appli
     recs = gate.producer.records
     assert recs["kind"].tolist() == [Kind.NEW_ORDER, Kind.REFUSED]
     assert recs["aux1"].tolist() == [4, 4] and recs["aux2"].tolist() == [4, 4]
+
+
+def test_decision_frame_when_filled_then_bytes_equal_encode_frame():
+    from risk_gate.publish import DecisionFrame
+    from sequencer.protocol import RECORD_DTYPE, FrameType, encode_frame
+
+    frame = DecisionFrame(77)
+    for kind, code, text in ((Kind.NEW_ORDER, 0, b""), (Kind.REFUSED, int(RefuseReason.MAX_POSITION), "é détail".encode())):
+        got = frame.encode(int(kind), 123, 9, 10, PX, 3, 4, 1, 1, 2, 2, code, text)
+        r = np.zeros(1, RECORD_DTYPE)
+        for k, v in dict(kind=int(kind), producer_seq=123, order_id=9, qty=10, price=PX, aux1=3, aux2=4, instrument=1,
+                         producer=77, account=1, venue=2, side=2, code=code, text=text).items():
+            r[k] = v
+        assert got == encode_frame(r, frame_type=FrameType.INGEST)
+
+
+def test_check_when_real_producer_then_decision_sent_as_one_record_frame(tmp_path):
+    import zmq
+
+    from sequencer.producer import Producer
+    from sequencer.protocol import decode_frame
+
+    ep = f"ipc://{tmp_path}/ingest"
+    sink = zmq.Context.instance().socket(zmq.ROUTER)
+    sink.setsockopt(zmq.LINGER, 0)
+    sink.bind(ep)
+    sub = _Sub()
+    producer = Producer(ep, name="g-test", first_producer_seq=100)
+    gate = Gate(limits=GateConfig(max_order_qty="1"), registry=REG, subscriber=sub, producer=producer, clock=lambda: T0)
+    sub.fold = gate.fold
+    sub.push([rec(Kind.PRICE, instrument=1, price=PX)])
+    try:
+        assert gate.check(btc(oid=1)).approved
+        assert gate.check(btc(qty="5", oid=2)).reason is RefuseReason.MAX_ORDER_QTY
+        got = []
+        for _ in range(2):
+            assert sink.poll(5000)
+            got.append(decode_frame(sink.recv_multipart()[-1]))
+        recs = np.concatenate([r for _h, r in got])
+        assert recs["kind"].tolist() == [Kind.NEW_ORDER, Kind.REFUSED]
+        assert recs["producer_seq"].tolist() == [100, 101] and set(recs["producer"].tolist()) == {producer.producer_id}
+        assert recs["aux1"].tolist() == [1, 1] and recs["aux2"].tolist() == [1, 1]
+        assert int(recs["code"][1]) == RefuseReason.MAX_ORDER_QTY and producer.pending == 2
+        assert gate.counts["published"] == 2
+    finally:
+        gate.close()
+        sink.close(0)

@@ -3,7 +3,8 @@
 The gate runs in-process on a local subscriber stand-in (no sockets on the measured path
 besides the publish, which goes to a Producer whose DEALER is connected to a ROUTER in this
 process that never answers). Beside it, in the same run: a minimal pure-Python 4-limit check
-(the floor) and nautilus_trader's RiskEngine when importable.
+(the floor, ``bench_ceilings.python_4limit_check_latency``), the publish step alone, and
+nautilus_trader's RiskEngine when importable.
 """
 
 from __future__ import annotations
@@ -107,25 +108,19 @@ def _check_samples(gate: Any, n: int, first_oid: int, side: int = 1) -> np.ndarr
     return out
 
 
-def _floor_samples(n: int) -> np.ndarray:
-    """A minimal 4-limit check (qty, notional, position, open orders) on dict state."""
-    limits = {"qty": 100_000, "notional": 10**13, "pos": 10**9, "open": 10**7}
-    pos = {(1, 1): 0}
-    open_n = {1: 0}
+def _publish_samples(gate: Any, n: int, first_oid: int) -> np.ndarray:
+    """The publish step alone (what check() adds to the decision when publishing)."""
+    from risk_gate import FixedOrder
+    from sequencer.protocol import Kind
 
-    def check(account: int, instrument: int, side: int, qty: int, price: int) -> bool:
-        if qty > limits["qty"] or qty * price > limits["notional"]:
-            return False
-        p = pos[(account, instrument)] + (qty if side == 1 else -qty)
-        if abs(p) > limits["pos"] or open_n[account] + 1 > limits["open"]:
-            return False
-        return True
-
+    publish = gate._publish_now
+    new = int(Kind.NEW_ORDER)
     out = np.empty(n, dtype=np.int64)
     clock = time.perf_counter_ns
     for k in range(n):
+        o = FixedOrder(1, 1, 1, 1, 1, PX, first_oid + k)
         t0 = clock()
-        check(1, 1, 1, 1, PX)
+        publish(new, o, 0, b"", 5, 5)
         out[k] = clock() - t0
     return out
 
@@ -166,9 +161,13 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     n = ctx.size(2_000, 50_000)
     repeats = 3 if ctx.quick else 5
     rows: list[dict[str, Any]] = [ctx.result("timer_overhead_perf_counter_ns_pair", ctx.timer_overhead_ns(), "ns", higher_is_better=False, note="included in every latency below")]
-    floor = [_floor_samples(n) for _ in range(repeats)]
-    rows += ctx.latency_results("gate_floor_python_4limit_check_latency", floor, note="minimal pure-Python qty/notional/position/open-orders check")
-    floor_rows = {r["name"].rsplit("_", 1)[-1]: r for r in rows if r["name"].startswith("gate_floor")}
+    from benchmarks import bench_ceilings as ceilings
+
+    # The floor: the ceilings module's minimal pure-Python 4-limit check, measured in this run
+    # (cached per run, so it is measured once when the ceilings module also runs).
+    floor_all = ceilings.python_4limit_check_latency(ctx)
+    rows += floor_all
+    floor_rows = {r["name"].rsplit("_", 1)[-1]: r for r in floor_all if r["name"].startswith("python_4limit_check_latency_")}
     oid = 1
 
     def series(name: str, publish: bool, open_orders: int, note: str) -> None:
@@ -186,8 +185,18 @@ def run(ctx: Any) -> list[dict[str, Any]]:
         rows.extend(ctx.latency_results(name, runs, references=floor_rows, targets=T_IDLE, note=note))
 
     series("gate_check_latency_idle_decision_only", False, 0, "all checks on, nothing pending, decision not published")
-    series("gate_check_latency_idle_publish_each", True, 0, "all checks on, nothing pending, new_order submitted through Producer per check")
+    series("gate_check_latency_idle_publish_each", True, 0, "all checks on, nothing pending, new_order frame sent per check (DecisionFrame + Producer.submit_encoded)")
     series("gate_check_latency_10k_open_orders", False, 10_000, "as idle_decision_only with 10,000 open orders in the Book")
+    pub_runs = []
+    for _ in range(repeats):
+        gate, _sub, sink = _gate(ctx, True, 0)
+        _publish_samples(gate, min(500, n), oid)
+        oid += 1000
+        pub_runs.append(_publish_samples(gate, n, oid))
+        oid += n
+        gate.producer.close()
+        sink.close(0)
+    rows += ctx.latency_results("gate_publish_decision_latency", pub_runs, note="publishing alone: fill the preallocated frame + Producer.submit_encoded (zmq NOBLOCK send)")
     pend_n = ctx.size(50, 500)
     check_runs, apply_runs = [], []
     for _ in range(repeats):

@@ -38,8 +38,8 @@ from sequencer.protocol import (
     RECORD_DTYPE,
     RECORD_SIZE,
     FrameError,
+    HEARTBEAT_MAGIC,
     FrameType,
-    encode_heartbeat,
 )
 from sequencer.registry import Registry, default_registry
 from sequencer.replay_server import ReplayServer
@@ -51,6 +51,12 @@ _HEADER = struct.Struct("<4sHBBQIIq")
 _CHECKSUM = struct.Struct("<Q")
 _STAMPED = int(FrameType.STAMPED)
 _PSEQ = struct.Struct("<q")
+_ZERO_HEADER = bytes(HEADER_SIZE)
+# Same bytes as protocol.encode_heartbeat (checked by a test), without numpy per beat.
+_HEARTBEAT = struct.Struct("<4sHHI4xqq")
+_NOBLOCK = int(zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
+_SNDMORE = int(zmq.SNDMORE)
 _PSEQ_OFFSET = HEADER_SIZE + RECORD_DTYPE.fields["producer_seq"][1]
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
@@ -113,7 +119,9 @@ class Sequencer:
         if self.hwm_path is not None:
             self._hwm_writer = HwmFileWriter(self.hwm_path)
             self._hwm_writer.write(self.epoch, self.hwm, time.time_ns())
-        self._ingest = self._bind(zmq.ROUTER, cfg.ingest, rcvhwm=100_000)
+        # Replies to a producer that is not reading them queue up to SNDHWM, then are dropped
+        # (the producer resends and gets duplicate=True): keep the queue deep.
+        self._ingest = self._bind(zmq.ROUTER, cfg.ingest, sndhwm=100_000, rcvhwm=100_000)
         self._publish = self._bind(zmq.PUB, cfg.publish, sndhwm=PUBLISH_SNDHWM)
         self._hb = self._bind(zmq.PUB, cfg.hwm, sndhwm=1000)
         replay_sock = self._bind(zmq.ROUTER, cfg.replay)
@@ -198,7 +206,8 @@ class Sequencer:
         if self.journal_failed:
             return  # silence makes every gate refuse with STALE_HWM: fail closed
         try:
-            self._hb.send(encode_heartbeat(self.epoch, self.hwm, time.time_ns()), zmq.NOBLOCK)
+            self._hb.send(_HEARTBEAT.pack(HEARTBEAT_MAGIC, PROTOCOL_VERSION, 0, self.epoch, self.hwm, time.time_ns()),
+                          _NOBLOCK)
         except zmq.Again:
             pass
 
@@ -223,19 +232,25 @@ class Sequencer:
 
     def _drain_ingest(self) -> None:
         sock = self._ingest
+        recv = sock.recv
+        more = sock.getsockopt
         limit = self.config.max_batch_records
         frames: list[tuple[bytes, bytes, int]] = []
         nrec = 0
         while nrec < limit:
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
+                ident = recv(_NOBLOCK)
             except zmq.Again:
                 break
-            ident = parts[0]
-            if len(parts) != 2:
-                self._reject(ident, ResultCode.BAD_MESSAGE, f"expected one frame part, got {len(parts) - 1}")
+            # A ROUTER message is delivered whole: the parts after the identity are there.
+            buf = recv(_NOBLOCK)
+            if more(_RCVMORE):
+                extra = 1
+                while more(_RCVMORE):
+                    recv(_NOBLOCK)
+                    extra += 1
+                self._reject(ident, ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra + 1}")
                 continue
-            buf = parts[1]
             try:
                 count = check_ingest_frame(buf)
             except FrameError as exc:
@@ -245,30 +260,29 @@ class Sequencer:
                 p0 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET)[0]
                 p1 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET + (count - 1) * RECORD_SIZE)[0]
                 self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-                self._ingest.send_multipart([ident, _error_reply(
+                self._send_reply(ident, _error_reply(
                     ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
-                    p0, p1, -1, self.epoch)])
+                    p0, p1, -1, self.epoch))
                 continue
             frames.append((ident, buf, count))
             nrec += count
         if frames:
             self._process(frames, nrec)
 
+    def _send_reply(self, ident: bytes, reply: bytes) -> None:
+        # Plain int flags: send_multipart's enum arithmetic costs more than the send itself.
+        self._ingest.send(ident, _SNDMORE)
+        self._ingest.send(reply)
+
     def _reject(self, ident: bytes, code: ResultCode, message: str) -> None:
         self._count_error(code)
-        self._ingest.send_multipart([ident, _error_reply(code, message, epoch=self.epoch)])
+        self._send_reply(ident, _error_reply(code, message, epoch=self.epoch))
 
     def _process(self, frames: list[tuple[bytes, bytes, int]], nrec: int) -> None:
         nframes = len(frames)
-        buf = bytearray(HEADER_SIZE + nrec * RECORD_SIZE)
-        starts = np.empty(nframes + 1, np.int64)
-        off = HEADER_SIZE
-        for f, (_, b, c) in enumerate(frames):
-            starts[f] = (off - HEADER_SIZE) // RECORD_SIZE
-            end = off + c * RECORD_SIZE
-            buf[off:end] = memoryview(b)[HEADER_SIZE:]
-            off = end
-        starts[nframes] = nrec
+        buf = bytearray().join([_ZERO_HEADER, *[memoryview(b)[HEADER_SIZE:] for _, b, _ in frames]])
+        starts = np.zeros(nframes + 1, np.int64)
+        np.cumsum([c for _, _, c in frames], out=starts[1:])
         recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
         bad_index, bad_code, bad_field = validate_frames(recs, starts, self._masks)
         heads, tails = starts[:-1], starts[1:] - 1
@@ -305,9 +319,10 @@ class Sequencer:
                     replies[f] = _error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed; frame not stamped",
                                               p0s[f], p1s[f], -1, self.epoch)
                     self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-        send = self._ingest.send_multipart
+        send = self._ingest.send
         for f in range(nframes):
-            send([frames[f][0], replies[f]])
+            send(frames[f][0], _SNDMORE)
+            send(replies[f])
 
     def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> bytes:
         """Reply to a frame whose first producer seq is not above the producer's last one."""

@@ -175,3 +175,12 @@ def test_check_frame_when_garbage_then_frame_error_code(mutate, code):
 
 def test_check_frame_when_valid_then_returns_count():
     assert check_ingest_frame(_frame(3)) == 3
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**62), st.integers(0, 2**62))
+def test_heartbeat_when_packed_by_the_service_then_same_bytes_as_protocol(epoch, hwm, ts):
+    from sequencer.protocol import HEARTBEAT_MAGIC, PROTOCOL_VERSION, encode_heartbeat
+    from sequencer.service import _HEARTBEAT
+
+    assert _HEARTBEAT.pack(HEARTBEAT_MAGIC, PROTOCOL_VERSION, 0, epoch, hwm, ts) == encode_heartbeat(epoch, hwm, ts)

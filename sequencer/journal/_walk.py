@@ -21,6 +21,7 @@ __all__ = ["walk_headers", "walk_headers_py", "fast_walk", "views"]
 
 _MAGIC_U32 = int(np.frombuffer(MAGIC, dtype="<u4")[0])
 _STAMPED = int(FrameType.STAMPED)
+_COPY_BELOW = 4096
 
 
 def views(buf, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -118,12 +119,12 @@ def fast_walk(buf, start: int, end: int, expect_seq: int, min_epoch: int, index:
     first, off, count, epoch, sums = cols
     mv = memoryview(buf)
     digest = xxhash.xxh3_64_intdigest
-    offs, ends, want = off[:n].tolist(), (off[:n] + HEADER_SIZE + count[:n] * RECORD_SIZE).tolist(), sums[:n].tolist()
-    good = n
-    for j in range(n):
-        if digest(mv[offs[j] + 16 : ends[j]]) != want[j]:
-            good = j
-            break
+    starts = (off[:n] + 16).tolist()
+    ends = (off[:n] + HEADER_SIZE + count[:n] * RECORD_SIZE).tolist()
+    want = sums[:n].tolist()
+    # Small frames: hashing a bytes copy beats making a memoryview slice; big ones: no copy.
+    got = [digest(buf[a:b]) if b - a <= _COPY_BELOW else digest(mv[a:b]) for a, b in zip(starts, ends)]
+    good = n if got == want else next(j for j, (x, y) in enumerate(zip(got, want)) if x != y)
     if good:
         index.first_seq.frombytes(first[:good].tobytes())
         index.offset.frombytes(off[:good].tobytes())

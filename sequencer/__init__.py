@@ -43,3 +43,18 @@ __all__ = [
     "empty_records",
     "encode_frame",
 ]
+
+# Service-side API, imported lazily so `import sequencer` stays free of zmq and the journal.
+_LAZY = {
+    "Producer": "sequencer.producer",
+    "producer_id_for": "sequencer.producer",
+    "Sequencer": "sequencer.service",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sequencer' has no attribute {name!r}")

@@ -66,7 +66,7 @@ def _check(table, model, frames):
         assert got[1] == model[(producer, int(pseqs[-1]))][0]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(streams(), st.integers(1, 4))
 def test_lookup_when_frames_stamped_then_every_pair_maps_to_its_seq(frames, chunk):
     old = dedup_mod.CHUNK
@@ -78,7 +78,7 @@ def test_lookup_when_frames_stamped_then_every_pair_maps_to_its_seq(frames, chun
         dedup_mod.CHUNK = old
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(streams(), st.integers(1, 40), st.integers(1, 4))
 def test_rebuild_when_journal_chunks_replayed_then_same_answers(frames, split, chunk):
     old = dedup_mod.CHUNK
@@ -101,3 +101,59 @@ def test_lookup_when_frame_has_a_never_stamped_pseq_then_none():
     assert table.lookup(5, np.array([1, 2, 4])) == (10, 12, 1)
     assert table.lookup(5, np.array([2, 3])) is None
     assert table.lookup(6, np.array([1])) is None
+
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+
+class DedupMachine(RuleBasedStateMachine):
+    """Producers stamp, resend and restart; the table always answers like a dict model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = DedupTable()
+        self.model: dict[tuple[int, int], tuple[int, int]] = {}
+        self.frames: list[tuple[int, np.ndarray]] = []
+        self.rows: list[tuple[int, int, int, int]] = []
+        self.seq = 1
+        self.epoch = 1
+
+    @rule(producer=st.sampled_from([1, 2]), n=st.integers(1, 5), gap=st.sampled_from([1, 1, 3]))
+    def stamp(self, producer, n, gap):
+        start = self.table.last(producer) + gap
+        pseqs = np.arange(start, start + n * gap, gap, dtype=np.int64)
+        self.table.add(producer, pseqs, self.seq, self.epoch)
+        for i, p in enumerate(pseqs.tolist()):
+            self.model[(producer, p)] = (self.seq + i, self.epoch)
+            self.rows.append((self.seq + i, producer, p, self.epoch))
+        self.frames.append((producer, pseqs))
+        self.seq += n
+
+    @rule(data=st.data())
+    def resend(self, data):
+        if not self.frames:
+            return
+        producer, pseqs = data.draw(st.sampled_from(self.frames))
+        got = self.table.lookup(producer, pseqs)
+        assert got is not None
+        assert (got[0], got[2]) == self.model[(producer, int(pseqs[0]))]
+        assert got[1] == self.model[(producer, int(pseqs[-1]))][0]
+
+    @rule()
+    def restart(self):
+        recs = np.zeros(len(self.rows), RECORD_DTYPE)
+        if self.rows:
+            recs["seq"], recs["producer"], recs["producer_seq"], recs["epoch"] = np.array(self.rows, np.int64).T
+        self.table = DedupTable()
+        self.table.rebuild_from([recs])
+        self.epoch += 1
+
+    @invariant()
+    def last_matches(self):
+        for producer in (1, 2):
+            mine = [p for (q, p) in self.model if q == producer]
+            assert self.table.last(producer) == max(mine, default=0)
+
+
+TestDedupMachine = DedupMachine.TestCase
+TestDedupMachine.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)

@@ -29,10 +29,9 @@ from sequencer.hwm_file import HwmFileWriter
 from sequencer.ingest import Masks, check_ingest_frame, describe_error, validate_frames
 from sequencer.journal import Journal
 from sequencer.log import get_logger
-from sequencer.messages import IngestReply, ProducerStatus, StatusReply, encode
+from sequencer.messages import IngestReply, StatusReply, encode
 from sequencer.protocol import (
     HEADER_SIZE,
-    KIND_NAMES,
     MAGIC,
     PROTOCOL_VERSION,
     RECORD_DTYPE,
@@ -43,6 +42,7 @@ from sequencer.protocol import (
 )
 from sequencer.registry import Registry, default_registry
 from sequencer.replay_server import ReplayServer
+from sequencer.service_stats import ServiceStats
 
 __all__ = ["Sequencer", "PUBLISH_SNDHWM", "hwm_file_path"]
 
@@ -96,9 +96,9 @@ class Sequencer:
         self.next_seq = 1
         self.journal_failed = False
         self.ready = threading.Event()
-        self._kind_counts = np.zeros(256, np.int64)
-        self._errors: dict[int, int] = {}
-        self._producers: dict[int, list[int]] = {}
+        self.stats = ServiceStats()
+        self._count_error = self.stats.count_error
+        self._producer_stats = self.stats.producer
         self._started_at = time.monotonic()
         self._hwm_writer: HwmFileWriter | None = None
         self._sockets: list[zmq.Socket] = []
@@ -121,10 +121,16 @@ class Sequencer:
             self._hwm_writer.write(self.epoch, self.hwm, time.time_ns())
         # Replies to a producer that is not reading them queue up to SNDHWM, then are dropped
         # (the producer resends and gets duplicate=True): keep the queue deep.
-        self._ingest = self._bind(zmq.ROUTER, cfg.ingest, sndhwm=100_000, rcvhwm=100_000)
-        self._publish = self._bind(zmq.PUB, cfg.publish, sndhwm=PUBLISH_SNDHWM)
-        self._hb = self._bind(zmq.PUB, cfg.hwm, sndhwm=1000)
-        replay_sock = self._bind(zmq.ROUTER, cfg.replay)
+        try:
+            self._ingest = self._bind(zmq.ROUTER, cfg.ingest, sndhwm=100_000, rcvhwm=100_000)
+            self._publish = self._bind(zmq.PUB, cfg.publish, sndhwm=PUBLISH_SNDHWM)
+            self._hb = self._bind(zmq.PUB, cfg.hwm, sndhwm=1000)
+            replay_sock = self._bind(zmq.ROUTER, cfg.replay)
+        except zmq.ZMQError:
+            for sock in self._sockets:
+                sock.close(linger=0)
+            self.journal.close()
+            raise
         self.replay = ReplayServer(replay_sock, self.journal, lambda: self.hwm, lambda: self.epoch,
                                    self.status, self._count_error, self._log)
         # Compile (or load from the numba cache) before serving, not on the first frame.
@@ -148,11 +154,10 @@ class Sequencer:
 
     def _rebuild(self, first: int, last: int) -> None:
         assert self.journal is not None
-        counts = self._kind_counts
         total = 0
         for chunk in self.journal.read(first, last):
             total += self.dedup.rebuild_from([chunk])
-            counts += np.bincount(chunk["kind"], minlength=256)[:256]
+            self.stats.add_records(chunk)
             prods, n = np.unique(chunk["producer"], return_counts=True)
             for p, c in zip(prods.tolist(), n.tolist()):
                 self._producer_stats(p)[1] += c
@@ -205,11 +210,14 @@ class Sequencer:
     def _heartbeat(self) -> None:
         if self.journal_failed:
             return  # silence makes every gate refuse with STALE_HWM: fail closed
+        now = time.time_ns()
         try:
-            self._hb.send(_HEARTBEAT.pack(HEARTBEAT_MAGIC, PROTOCOL_VERSION, 0, self.epoch, self.hwm, time.time_ns()),
-                          _NOBLOCK)
+            self._hb.send(_HEARTBEAT.pack(HEARTBEAT_MAGIC, PROTOCOL_VERSION, 0, self.epoch, self.hwm, now), _NOBLOCK)
         except zmq.Again:
             pass
+        if self._hwm_writer is not None:
+            # The file's ts is a liveness signal too: an idle sequencer keeps it fresh.
+            self._hwm_writer.write(self.epoch, self.hwm, now)
 
     def _journal_error(self, exc: Exception) -> None:
         self.journal_failed = True
@@ -221,15 +229,6 @@ class Sequencer:
         )
 
     # ----------------------------------------------------------------- ingest
-    def _count_error(self, code: ResultCode) -> None:
-        self._errors[int(code)] = self._errors.get(int(code), 0) + 1
-
-    def _producer_stats(self, producer: int) -> list[int]:
-        st = self._producers.get(producer)
-        if st is None:
-            st = self._producers[producer] = [0, 0, 0, 0]  # frames, records, duplicates, errors
-        return st
-
     def _drain_ingest(self) -> None:
         sock = self._ingest
         recv = sock.recv
@@ -381,7 +380,7 @@ class Sequencer:
             pass  # subscribers recover the frame through replay
         if self._hwm_writer is not None:
             self._hwm_writer.write(epoch, self.hwm, ts)
-        self._kind_counts += np.bincount(stamped["kind"], minlength=256)[:256]
+        self.stats.add_records(stamped)
         seq = first
         enc = _reply_encoder.encode
         pseq_col = stamped["producer_seq"]
@@ -400,22 +399,13 @@ class Sequencer:
     # ----------------------------------------------------------------- status
     def status(self, consumers: list) -> StatusReply:
         """The current :class:`StatusReply`."""
-        counts = {KIND_NAMES.get(k, f"unknown({k})"): int(c) for k, c in enumerate(self._kind_counts.tolist()) if c}
-        last = self.dedup.producers()
-        producers = [ProducerStatus(p, last.get(p, 0), *st) for p, st in sorted(self._producers.items())]
-        errors = {_code_name(c): n for c, n in sorted(self._errors.items())}
         cfg = self.config
         return StatusReply(
             epoch=self.epoch, hwm=self.hwm, first_seq=int(getattr(self.journal, "first_seq", 1) or 1),
-            durability=cfg.durability, uptime_s=round(time.monotonic() - self._started_at, 3), counts=counts,
-            producers=producers, consumers=consumers, errors=errors, journal=str(self.journal_dir),
+            durability=cfg.durability, uptime_s=round(time.monotonic() - self._started_at, 3),
+            counts=self.stats.counts_by_name(), producers=self.stats.producer_status(self.dedup.producers()),
+            consumers=consumers, errors=self.stats.errors_by_name(), journal=str(self.journal_dir),
             endpoints={"ingest": cfg.ingest, "publish": cfg.publish, "hwm": cfg.hwm, "replay": cfg.replay},
             journal_failed=self.journal_failed,
         )
 
-
-def _code_name(code: int) -> str:
-    try:
-        return ResultCode(code).name
-    except ValueError:
-        return str(code)

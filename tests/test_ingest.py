@@ -14,9 +14,9 @@ from sequencer.ingest import (
     check_ingest_frame,
     describe_error,
     validate_frames,
-    validate_frames_py,
     validate_records,
 )
+from sequencer.ingest_reference import validate_frames_py
 from sequencer.protocol import RECORD_DTYPE, FrameError, FrameType, Kind, Side, encode_frame
 from sequencer.registry import default_registry
 

@@ -21,9 +21,9 @@ index 0 means none/all, venue 0 = unattributed):
 ``trades``         TRADE_DTYPE   venue trade ids applied, rows ``[:n_trades]``
 =================  ============  ==========================================================
 
-The order-id index and the trade-id set are open-addressing tables (``consumers.hashtable``)
-rebuilt from the order table / trade log whenever a batch could push them past half full,
-*before* the kernel runs, so the kernel never allocates.
+The order-id index and the trade-id set are open-addressing tables (``consumers.hashtable``),
+each grown on its own whenever a batch could push it past half full, *before* the kernel
+runs, so the kernel never allocates.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ import hashlib
 
 import numpy as np
 
-from consumers.hashtable import build_id_table, build_pair_table, id_find, pair_find, table_capacity, table_shift
+from consumers.hashtable import (
+    build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_log, table_capacity, table_shift,
+)
 from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, TRADE_DTYPE, apply_batch, check_batch
 from oms.states import NEXT
 from sequencer.protocol import RECORD_DTYPE
@@ -80,9 +82,10 @@ class Book:
         self.orders = z(max(capacity, 1), ORDER_DTYPE)
         self.anomalies = z(max(capacity, 1), ANOMALY_DTYPE)
         self.trades = z(max(capacity, 1), TRADE_DTYPE)
-        # [n_orders, n_anomalies, n_trades, applied_seq]; an array so the kernel updates it.
-        self.counts = z(4, np.int64)
-        self._rebuild_tables(table_capacity(capacity), table_capacity(capacity))
+        # [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks]; an array so the kernel updates it.
+        self.counts = z(5, np.int64)
+        self._build_order_index(table_capacity(capacity))
+        self._build_trade_set()
 
     # -- sizes -------------------------------------------------------------------------
     @property
@@ -141,16 +144,26 @@ class Book:
                 grown[:used] = table[:used]
                 setattr(self, name, grown)
         ord_cap = len(self._ord_table) // 2
-        tr_cap = len(self._tr_table) // 2
-        if 2 * need[0] > ord_cap or 2 * need[2] > tr_cap:
-            self._rebuild_tables(max(ord_cap, table_capacity(need[0])), max(tr_cap, table_capacity(need[2])))
+        if 2 * need[0] > ord_cap:
+            self._build_order_index(max(2 * ord_cap, table_capacity(need[0])))
+        # Each fill adds at most one 64-id block to the trade-id set.
+        tr_cap = len(self._tr_table) // 4
+        blocks = int(self.counts[4]) + n_fill
+        if 2 * blocks > tr_cap:
+            cap = max(2 * tr_cap, table_capacity(blocks))
+            self._tr_shift = table_shift(cap)
+            self._tr_table = grow_pair_table(self._tr_table, cap, self._tr_shift)
 
-    def _rebuild_tables(self, ord_cap: int, tr_cap: int) -> None:
-        self._ord_shift = table_shift(ord_cap)
-        self._ord_table = build_id_table(self.orders["order_id"][: self.n_orders].copy(), ord_cap, self._ord_shift)
-        self._tr_shift = table_shift(tr_cap)
+    def _build_order_index(self, cap: int) -> None:
+        self._ord_shift = table_shift(cap)
+        self._ord_table = build_id_table(self.orders["order_id"][: self.n_orders].copy(), cap, self._ord_shift)
+
+    def _build_trade_set(self) -> None:
         live = self.trades[: self.n_trades]
-        self._tr_table = build_pair_table(live["venue"].copy(), live["trade_id"].copy(), tr_cap, self._tr_shift)
+        self._tr_table, self._tr_shift, blocks = pair_table_from_log(
+            live["venue"].copy(), live["trade_id"].copy(), table_capacity(1024)
+        )
+        self.counts[4] = blocks
 
     # -- queries -----------------------------------------------------------------------
     def order_slot(self, order_id: int) -> int:
@@ -216,4 +229,5 @@ class Book:
             else:
                 getattr(self, name)[...] = arr
         self.counts[3] = applied_seq
-        self._rebuild_tables(table_capacity(self.n_orders), table_capacity(self.n_trades))
+        self._build_order_index(table_capacity(self.n_orders))
+        self._build_trade_set()

@@ -9,17 +9,25 @@ cache line.
 Two tables exist:
 
 * order index: slot ``h`` is ``table[2h]`` = order id (``0`` = empty, order ids are > 0) and
-  ``table[2h + 1]`` = the order's row in the order table;
-* venue trade-id set: ``table[2h]`` = trade id (``0`` = empty, trade ids are > 0) and
-  ``table[2h + 1]`` = venue; a member is the pair (venue, trade id).
+  ``table[2h + 1]`` = the order's row in the order table. Ids are hashed in groups of
+  ``1 << ID_GROUP_BITS`` consecutive ids: the group is Fibonacci-hashed to a group of
+  adjacent slots and the low bits pick the slot inside it, so orders created one after the
+  other (increasing ids, the usual case) share cache lines instead of each costing a miss.
+  Keys are still spread uniformly at group granularity, which keeps linear probing from the
+  primary clustering an identity hash would cause.
+* venue trade-id set: members are pairs (venue, trade id), stored as bitmaps of 64
+  consecutive trade ids. Slot ``h`` is ``table[4h]`` = ``trade_id >> 6`` (the block),
+  ``table[4h + 1]`` = venue + 1 (``0`` = empty slot; venues are >= 0), ``table[4h + 2]`` =
+  the bitmap (bit ``trade_id & 63``), ``table[4h + 3]`` unused (keeps a slot inside one
+  cache line). Any int64 trade id is a valid member. Venues number their trades
+  mostly in sequence, so the set costs about one slot per 64 fills and the slot being
+  filled stays in cache; any order of ids, and duplicates, are handled exactly.
 
 Key and value share one int64 array, interleaved, so a probe touches one cache line instead
 of two: the fold is bound by these random accesses (see ``docs/fold.md``).
 
-Kernels never allocate: the Python side calls :func:`table_capacity` and rebuilds a bigger
-table (from the append-only order table / trade log, in insertion order) *before* a batch
-whose worst case would push the load over one half. Rebuilding from the log keeps the
-layout a function of (capacity, insertion order) only.
+Kernels never allocate: the Python side calls :func:`table_capacity` and grows a table
+*before* a batch whose worst case would push its load over one half.
 """
 
 from __future__ import annotations
@@ -29,18 +37,27 @@ from numba import njit
 
 __all__ = [
     "MIN_CAPACITY",
+    "ID_GROUP_BITS",
     "table_capacity",
     "table_shift",
     "id_find",
     "id_insert",
+    "id_insert_new",
     "pair_find",
+    "pair_slot",
+    "id_slot",
     "pair_insert",
     "build_id_table",
-    "build_pair_table",
+    "grow_pair_table",
+    "pair_table_blocks",
+    "pair_table_from_log",
 ]
 
 MIN_CAPACITY = 16
+ID_GROUP_BITS = 2
 _PHI = np.uint64(0x9E3779B97F4A7C15)
+_GROUP = ID_GROUP_BITS
+_GROUP_MASK = (1 << ID_GROUP_BITS) - 1
 
 
 def table_capacity(entries: int) -> int:
@@ -57,15 +74,18 @@ def table_shift(capacity: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _slot(key: int, shift: int) -> int:
-    return np.int64((np.uint64(key) * _PHI) >> np.uint64(shift))
+def id_slot(key: int, shift: int) -> int:
+    """Home slot of ``key`` in an order index (for prefetching)."""
+    group = np.uint64(key) >> np.uint64(_GROUP)
+    home = (group * _PHI) >> np.uint64(shift + _GROUP)
+    return np.int64((home << np.uint64(_GROUP)) | (np.uint64(key) & np.uint64(_GROUP_MASK)))
 
 
 @njit(cache=True)
 def id_find(table: np.ndarray, shift: int, key: int) -> int:
     """Value stored for ``key`` or ``-1``."""
     mask = len(table) // 2 - 1
-    h = _slot(key, shift)
+    h = id_slot(key, shift)
     while True:
         k = table[2 * h]
         if k == key:
@@ -79,46 +99,79 @@ def id_find(table: np.ndarray, shift: int, key: int) -> int:
 def id_insert(table: np.ndarray, shift: int, key: int, val: int) -> None:
     """Insert ``key -> val``; the caller has checked that ``key`` is absent and there is room."""
     mask = len(table) // 2 - 1
-    h = _slot(key, shift)
+    h = id_slot(key, shift)
     while table[2 * h] != 0:
         h = (h + 1) & mask
     table[2 * h] = key
     table[2 * h + 1] = val
 
 
+@njit(cache=True)
+def id_insert_new(table: np.ndarray, shift: int, key: int, val: int) -> bool:
+    """Insert ``key -> val`` unless ``key`` is present (then ``False``, nothing changed); one probe pass."""
+    mask = len(table) // 2 - 1
+    h = id_slot(key, shift)
+    while True:
+        k = table[2 * h]
+        if k == key:
+            return False
+        if k == 0:
+            table[2 * h] = key
+            table[2 * h + 1] = val
+            return True
+        h = (h + 1) & mask
+
+
 @njit(cache=True, inline="always")
-def _pair_slot(venue: int, key: int, shift: int) -> int:
-    mixed = np.uint64(key) ^ (np.uint64(venue) << np.uint64(48))
+def _block_slot(venue: int, block: int, shift: int) -> int:
+    mixed = np.uint64(block) ^ (np.uint64(venue) << np.uint64(48))
     return np.int64((mixed * _PHI) >> np.uint64(shift))
 
 
+@njit(cache=True, inline="always")
+def pair_slot(venue: int, key: int, shift: int) -> int:
+    """Home slot of (venue, key) in a trade-id set (for prefetching)."""
+    return _block_slot(venue, key >> 6, shift)
+
+
 @njit(cache=True)
-def pair_insert(table: np.ndarray, shift: int, venue: int, key: int) -> bool:
-    """Add (venue, key); returns ``False`` (and changes nothing) if it was already present."""
-    mask = len(table) // 2 - 1
-    h = _pair_slot(venue, key, shift)
+def pair_insert(table: np.ndarray, shift: int, venue: int, key: int) -> int:
+    """Add (venue, key): ``0`` if it was already present (nothing changed), ``1`` if added to
+    an existing 64-id block, ``2`` if added in a new block (one more slot used)."""
+    mask = len(table) // 4 - 1
+    block = key >> 6
+    tag = venue + 1
+    bit = np.int64(1) << (key & 63)
+    h = _block_slot(venue, block, shift)
     while True:
-        k = table[2 * h]
-        if k == 0:
-            table[2 * h] = key
-            table[2 * h + 1] = venue
-            return True
-        if k == key and table[2 * h + 1] == venue:
-            return False
+        t = table[4 * h + 1]
+        if t == tag and table[4 * h] == block:
+            bits = table[4 * h + 2]
+            if bits & bit:
+                return 0
+            table[4 * h + 2] = bits | bit
+            return 1
+        if t == 0:
+            table[4 * h] = block
+            table[4 * h + 1] = tag
+            table[4 * h + 2] = bit
+            return 2
         h = (h + 1) & mask
 
 
 @njit(cache=True)
 def pair_find(table: np.ndarray, shift: int, venue: int, key: int) -> bool:
     """Whether (venue, key) is present."""
-    mask = len(table) // 2 - 1
-    h = _pair_slot(venue, key, shift)
+    mask = len(table) // 4 - 1
+    block = key >> 6
+    tag = venue + 1
+    h = _block_slot(venue, block, shift)
     while True:
-        k = table[2 * h]
-        if k == 0:
+        t = table[4 * h + 1]
+        if t == 0:
             return False
-        if k == key and table[2 * h + 1] == venue:
-            return True
+        if t == tag and table[4 * h] == block:
+            return (table[4 * h + 2] >> (key & 63)) & 1 == 1
         h = (h + 1) & mask
 
 
@@ -132,9 +185,54 @@ def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def build_pair_table(venues_log: np.ndarray, keys_log: np.ndarray, capacity: int, shift: int) -> np.ndarray:
-    """A fresh set of the logged (venue, key) pairs, inserted in log order."""
-    table = np.zeros(2 * capacity, dtype=np.int64)
-    for row in range(len(keys_log)):
-        pair_insert(table, shift, venues_log[row], keys_log[row])
+def grow_pair_table(old: np.ndarray, capacity: int, shift: int) -> np.ndarray:
+    """The same set with ``capacity`` slots: re-places every used block of ``old`` (no log scan)."""
+    table = np.zeros(4 * capacity, dtype=np.int64)
+    mask = capacity - 1
+    for s in range(len(old) // 4):
+        tag = old[4 * s + 1]
+        if tag == 0:
+            continue
+        block = old[4 * s]
+        h = _block_slot(tag - 1, block, shift)
+        while table[4 * h + 1] != 0:
+            h = (h + 1) & mask
+        table[4 * h] = block
+        table[4 * h + 1] = tag
+        table[4 * h + 2] = old[4 * s + 2]
     return table
+
+
+@njit(cache=True)
+def pair_table_blocks(table: np.ndarray) -> int:
+    """Used slots (blocks) of a trade-id set."""
+    n = 0
+    for s in range(len(table) // 4):
+        if table[4 * s + 1] != 0:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _log2_shift(cap: int) -> int:
+    b = 0
+    while (1 << b) < cap:
+        b += 1
+    return 64 - b
+
+
+@njit(cache=True)
+def pair_table_from_log(venues_log: np.ndarray, keys_log: np.ndarray, min_capacity: int):
+    """``(table, shift, blocks)``: the set of the logged pairs, grown by doubling to load <= 0.5."""
+    cap = min_capacity
+    shift = _log2_shift(cap)
+    table = np.zeros(4 * cap, dtype=np.int64)
+    blocks = 0
+    for row in range(len(keys_log)):
+        if 2 * (blocks + 1) > cap:
+            cap *= 2
+            shift -= 1
+            table = grow_pair_table(table, cap, shift)
+        if pair_insert(table, shift, venues_log[row], keys_log[row]) == 2:
+            blocks += 1
+    return table, shift, blocks

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from consumers.hashtable import id_find, id_insert, pair_insert
+from consumers.hashtable import id_find, id_insert_new, pair_insert
 from oms.states import ORDER_ACKED, OrderEvent, OrderState, TradingState
 from sequencer.codes import Anomaly
 from sequencer.protocol import Kind
@@ -199,13 +199,16 @@ def apply_batch(
     tstate_all, tstate_acct, tstate_instr, orders, ord_table, ord_shift,
     trades, tr_table, tr_shift, anomalies, counts, nxt,
 ):
-    """Fold ``recs`` into the Book arrays; ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq].
+    """Fold ``recs`` into the Book arrays.
+
+    ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used].
 
     The caller has run :func:`check_batch` and grown every table for the batch's worst case.
     """
     n_ord = counts[0]
     n_an = counts[1]
     n_tr = counts[2]
+    n_blk = counts[4]
     for r in range(len(recs)):
         rec = recs[r]
         kind = rec.kind
@@ -213,9 +216,11 @@ def apply_batch(
         oid = rec.order_id
         if kind == K_FILL:
             tid = rec.aux1
-            if not pair_insert(tr_table, tr_shift, rec.venue, tid):
+            added = pair_insert(tr_table, tr_shift, rec.venue, tid)
+            if added == 0:
                 n_an = _anomaly(anomalies, n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
                 continue
+            n_blk += added - 1
             t = trades[n_tr]
             t.seq = seq
             t.venue = rec.venue
@@ -259,10 +264,9 @@ def apply_batch(
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            if id_find(ord_table, ord_shift, oid) >= 0:
+            if not id_insert_new(ord_table, ord_shift, oid, n_ord):
                 n_an = _anomaly(anomalies, n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
-            id_insert(ord_table, ord_shift, oid, n_ord)
             o = orders[n_ord]
             n_ord += 1
             a = rec.account
@@ -330,5 +334,6 @@ def apply_batch(
     counts[0] = n_ord
     counts[1] = n_an
     counts[2] = n_tr
+    counts[4] = n_blk
     if len(recs) > 0:
         counts[3] = recs[len(recs) - 1].seq

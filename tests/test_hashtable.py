@@ -1,0 +1,124 @@
+"""The Book's hash tables against Python sets and dicts: trade-id bitmap set, grouped order index."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.book import Book
+from consumers.hashtable import (
+    build_id_table,
+    grow_pair_table,
+    id_find,
+    id_insert_new,
+    pair_find,
+    pair_insert,
+    pair_table_blocks,
+    pair_table_from_log,
+    table_capacity,
+    table_shift,
+)
+from consumers.kernels_ref import RefBook
+from sequencer.protocol import RECORD_DTYPE, Kind
+from test_kernels import SHAPE, assert_same_state
+
+_I64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@st.composite
+def trade_ids(draw, max_runs=6):
+    """(venue, trade id) pairs: sequential runs, runs going backwards, repeats, huge and negative ids."""
+    pairs = []
+    for _ in range(draw(st.integers(1, max_runs))):
+        venue = draw(st.integers(0, 3))
+        start = draw(st.one_of(st.integers(0, 300), _I64.filter(lambda x: x < 2**63 - 200)))
+        length = draw(st.integers(1, 140))
+        step = draw(st.sampled_from([1, 1, 2, 63, 64, 65, -1]))
+        ids = [start + k * step for k in range(length) if -(2**63) <= start + k * step < 2**63]
+        if draw(st.booleans()):
+            ids = draw(st.permutations(ids))
+        pairs.extend((venue, t) for t in ids)
+    repeats = draw(st.lists(st.sampled_from(pairs), max_size=20))
+    out = pairs + repeats
+    return draw(st.permutations(out)) if draw(st.booleans()) else out
+
+
+@settings(max_examples=120, deadline=None)
+@given(pairs=trade_ids())
+def test_pair_insert_when_ids_in_any_order_with_duplicates_then_same_as_python_set(pairs):
+    cap = table_capacity(len(pairs))
+    shift = table_shift(cap)
+    table = np.zeros(4 * cap, np.int64)
+    seen: set[tuple[int, int]] = set()
+    blocks: set[tuple[int, int]] = set()
+    for venue, tid in pairs:
+        added = pair_insert(table, shift, venue, tid)
+        assert (added != 0) == ((venue, tid) not in seen)
+        if added:
+            assert (added == 2) == ((venue, tid >> 6) not in blocks)
+        seen.add((venue, tid))
+        blocks.add((venue, tid >> 6))
+    assert pair_table_blocks(table) == len(blocks)
+    for venue, tid in pairs:
+        assert pair_find(table, shift, venue, tid)
+        for other in (tid - 1, tid + 1, tid + 64):
+            if -(2**63) <= other < 2**63:
+                assert pair_find(table, shift, venue, other) == ((venue, other) in seen)
+        assert pair_find(table, shift, venue + 1, tid) == ((venue + 1, tid) in seen)
+    grown_cap = 2 * cap
+    grown = grow_pair_table(table, grown_cap, table_shift(grown_cap))
+    logged, log_shift, n_blocks = pair_table_from_log(
+        np.array([v for v, _ in pairs], np.int64), np.array([t for _, t in pairs], np.int64), 16
+    )
+    assert n_blocks == len(blocks)
+    for venue, tid in pairs:
+        assert pair_find(grown, table_shift(grown_cap), venue, tid)
+        assert pair_find(logged, log_shift, venue, tid)
+        assert not pair_find(logged, log_shift, venue + 4, tid)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ids=st.lists(st.one_of(st.integers(1, 2000), st.integers(1, 2**63 - 1)), max_size=300))
+def test_id_insert_new_when_ids_repeat_then_first_row_kept_like_a_dict(ids):
+    cap = table_capacity(len(ids))
+    shift = table_shift(cap)
+    table = np.zeros(2 * cap, np.int64)
+    index: dict[int, int] = {}
+    for row, oid in enumerate(ids):
+        assert id_insert_new(table, shift, oid, row) == (oid not in index)
+        index.setdefault(oid, row)
+    for oid, row in index.items():
+        assert id_find(table, shift, oid) == row
+    assert id_find(table, shift, 2**63 - 1) == index.get(2**63 - 1, -1)
+    unique = np.array(list(index), np.int64)
+    rebuilt = build_id_table(unique, cap, shift)
+    for row, oid in enumerate(unique):
+        assert id_find(rebuilt, shift, int(oid)) == row
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=trade_ids(max_runs=4), cuts=st.lists(st.integers(0, 1000), max_size=5))
+def test_apply_when_fills_reuse_trade_ids_out_of_order_then_each_pair_applied_once(pairs, cuts):
+    recs = np.zeros(len(pairs), RECORD_DTYPE)
+    recs["seq"] = np.arange(1, len(pairs) + 1)
+    recs["kind"] = Kind.FILL
+    recs["account"] = 1
+    recs["instrument"] = 1
+    recs["venue"] = [min(v, 2) for v, _ in pairs]
+    recs["side"] = 1
+    recs["qty"] = 1
+    recs["price"] = 100
+    recs["order_id"] = 7
+    recs["aux1"] = [t for _, t in pairs]
+    book = Book(shape=SHAPE, capacity=1)
+    ref = RefBook(SHAPE)
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(recs)}), len(recs)]
+    for lo, hi in zip(bounds, bounds[1:]):
+        book.apply(recs[lo:hi])
+        ref.apply(recs[lo:hi])
+    assert_same_state(book, ref)
+    distinct = {(int(v), int(t)) for v, t in zip(recs["venue"], recs["aux1"])}
+    assert book.pos[1, 1] == len(distinct)
+    for venue, tid in distinct:
+        assert book.has_trade(venue, tid)

@@ -106,6 +106,7 @@ class Gate:
         self.rates = RateState(a)
         self._view = BookView.from_book(self.book, self.registry)
         self._view.order_known = self.fold.seen_ids.__contains__
+        self._view.source = self.fold
         self._clock = clock
         self._max_drain = max_drain_frames if max_drain_frames is not None else cfg.max_drain_frames
         self._pub_ok = cfg.publish_approvals if publish_approvals is None else publish_approvals

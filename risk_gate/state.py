@@ -41,6 +41,9 @@ class Reservations:
         self.buy = [0] * (n_accounts * stride)
         self.sell = [0] * (n_accounts * stride)
         self.count = [0] * n_accounts
+        # Change counters (per account, per key) for caches keyed on reservations.
+        self.account_version = [0] * n_accounts
+        self.key_version = [0] * (n_accounts * stride)
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -57,6 +60,8 @@ class Reservations:
         else:
             self.sell[k] += qty
         self.count[account] += 1
+        self.account_version[account] += 1
+        self.key_version[k] += 1
 
     def release(self, order_id: int) -> Reservation | None:
         """Drop a reservation (its order is now in the Book); ``None`` if it was not reserved."""
@@ -70,6 +75,8 @@ class Reservations:
         else:
             self.sell[k] -= r.qty
         self.count[r.account] -= 1
+        self.account_version[r.account] += 1
+        self.key_version[k] += 1
         return r
 
 

@@ -289,3 +289,41 @@ def _bind_lazy_sub(monkeypatch):
             self.subscriber.fold = self.fold
 
     monkeypatch.setattr(Gate, "__init__", init)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.lists(_events(), max_size=3),
+            st.sampled_from(["add", "release", "ttl", "none"]),
+            st.integers(0, 3),  # instrument of the reservation / ttl change
+            st.integers(1, 9000),  # reserved qty
+            st.integers(0, 20_000),  # now offset in ms
+            _orders,
+        ),
+        min_size=1, max_size=15,
+    )
+)
+def test_gross_cached_when_random_state_changes_then_equals_full_loop_bit_for_bit(steps):
+    from risk_gate.checks import _gross_cached, _gross_exposure
+
+    w = World(price_ttl_ms=5000)
+    w.apply(price_rec(), price_rec(px=300_000, instrument=2), price_rec(px=100_000, instrument=3))
+    cached = BookView.from_book(w.fold.book, REG)
+    cached.source = w.fold
+    plain = BookView.from_book(w.fold.book, REG)
+    oid = 1
+    for events, action, inst, qty, now_ms, o in steps:
+        if events:
+            w.apply(*events, ts=T0 + now_ms * MS // 2)
+        if action == "add" and inst:
+            w.res.add(oid, o.account, inst, 1 + qty % 2, qty, PX)
+            oid += 1
+        elif action == "release" and w.res.by_id:
+            w.res.release(next(iter(w.res.by_id)))
+        elif action == "ttl":
+            w.table.set(LimitType.PRICE_TTL_MS, o.account, inst, qty * 1_000_000)
+        now = T0 + now_ms * MS
+        args = (w.table, w.res, o.account, o.instrument, o.side, o.qty, now)
+        assert _gross_cached(cached, *args) == _gross_exposure(plain, *args)

@@ -249,9 +249,13 @@ class Gate:
             hwm_ts = s.hwm_ts_ns
             if hwm_ts:
                 age_ms = (now - hwm_ts) / 1e6
+            # ``recovering`` only matters when the lag is not known to be within budget; with a
+            # fresh HWM and lag 0 it cannot change the decision (budgets are >= 0), so the
+            # subscriber's (costly) property is read only otherwise.
+            recovering = s.recovering if (hwm > applied or not hwm_ts) else False
             # A plain tuple in StreamView's field order: cheaper than building the NamedTuple.
             reason, detail = check_order(
-                fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, s.recovering, s.error), now, invalid
+                fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, recovering, s.error), now, invalid
             )
             if reason is None:
                 account = fo.account

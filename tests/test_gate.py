@@ -257,3 +257,16 @@ def test_check_when_real_producer_then_decision_sent_as_one_record_frame(tmp_pat
     finally:
         gate.close()
         sink.close(0)
+
+
+def test_check_when_subscriber_recovering_then_decides_as_check_order_on_its_view():
+    gate = make_gate(max_lag_events=1)
+    sub = gate.subscriber
+    sub.recovering = True
+    assert gate.check(btc(oid=1)).approved  # lag 0 and a fresh HWM: known to be within budget
+    sub.heartbeat(5, T0)
+    assert gate.check(btc(oid=2)).reason is RefuseReason.STALE_SEQUENCE
+    sub.heartbeat(2, T0)
+    sub.error = "epoch discontinuity"
+    d = gate.check(btc(oid=3))
+    assert d.reason is RefuseReason.RECOVERING and "epoch discontinuity" in d.detail

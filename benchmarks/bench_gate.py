@@ -93,10 +93,15 @@ def _gate(ctx: Any, publish: bool, open_orders: int = 0):
     return gate, sub, sink
 
 
-def _check_samples(gate: Any, n: int, first_oid: int, side: int = 1) -> np.ndarray:
-    from risk_gate import FixedOrder
+def _check_samples(gate: Any, n: int, first_oid: int, side: int = 1, decimal: bool = False) -> np.ndarray:
+    from risk_gate import FixedOrder, Order
 
-    orders = [FixedOrder(1, 1, 1, side if k % 2 else 3 - side, 1, PX, first_oid + k) for k in range(n)]
+    if decimal:
+        # Names and decimal strings: the conversion is memoized after the first of each shape.
+        px = f"{PX / 100:.2f}"
+        orders = [Order("acct-1", "BTC-USDT", "sim-1", "buy" if k % 2 else "sell", "0.0001", px, first_oid + k) for k in range(n)]
+    else:
+        orders = [FixedOrder(1, 1, 1, side if k % 2 else 3 - side, 1, PX, first_oid + k) for k in range(n)]
     check = gate.check
     out = np.empty(n, dtype=np.int64)
     clock = time.perf_counter_ns
@@ -170,14 +175,14 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     floor_rows = {r["name"].rsplit("_", 1)[-1]: r for r in floor_all if r["name"].startswith("python_4limit_check_latency_")}
     oid = 1
 
-    def series(name: str, publish: bool, open_orders: int, note: str) -> None:
+    def series(name: str, publish: bool, open_orders: int, note: str, decimal: bool = False) -> None:
         nonlocal oid
         runs = []
         for _ in range(repeats):
             gate, _sub, sink = _gate(ctx, publish, open_orders)
-            _check_samples(gate, min(500, n), oid)  # warm-up, excluded
+            _check_samples(gate, min(500, n), oid, decimal=decimal)  # warm-up, excluded
             oid += 1000
-            runs.append(_check_samples(gate, n, oid))
+            runs.append(_check_samples(gate, n, oid, decimal=decimal))
             oid += n
             if sink is not None:
                 gate.producer.close()
@@ -186,6 +191,7 @@ def run(ctx: Any) -> list[dict[str, Any]]:
 
     series("gate_check_latency_idle_decision_only", False, 0, "all checks on, nothing pending, decision not published")
     series("gate_check_latency_idle_publish_each", True, 0, "all checks on, nothing pending, new_order frame sent per check (DecisionFrame + Producer.submit_encoded)")
+    series("gate_check_latency_idle_decimal_order", False, 0, "as idle_decision_only with Order(names, decimal strings) instead of FixedOrder", decimal=True)
     series("gate_check_latency_10k_open_orders", False, 10_000, "as idle_decision_only with 10,000 open orders in the Book")
     pub_runs = []
     for _ in range(repeats):

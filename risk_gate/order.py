@@ -90,6 +90,7 @@ def to_fixed(order: Order, reg: Registry) -> tuple[FixedOrder, str | None]:
 
 
 _CACHE_MAX = 1 << 16
+_new_tuple = tuple.__new__
 
 
 class FixedConverter:
@@ -117,7 +118,8 @@ class FixedConverter:
         except TypeError:  # an unhashable field: no caching, to_fixed names the field
             return to_fixed(order, self.registry)
         if got is not None and type(oid) is int and oid > 0:
-            return FixedOrder(*got, oid), None
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (same object otherwise).
+            return _new_tuple(FixedOrder, got + (oid,)), None
         fo, invalid = to_fixed(order, self.registry)
         if invalid is None:
             if len(self._fields) >= _CACHE_MAX:

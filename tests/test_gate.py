@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gate_support import T0, FakeProducer, FakeSubscriber, rec
 from risk_gate import FixedOrder, Gate, GateConfig, Order, RefuseReason
@@ -270,3 +272,26 @@ def test_check_when_subscriber_recovering_then_decides_as_check_order_on_its_vie
     sub.error = "epoch discontinuity"
     d = gate.check(btc(oid=3))
     assert d.reason is RefuseReason.RECOVERING and "epoch discontinuity" in d.detail
+
+
+_field_values = st.sampled_from(["acct-1", "acct-2", 1, 2, True, 1.0, "BTC-USDT", "ETH-USDT", "nobody", 0, -1])
+_numbers = st.one_of(
+    st.sampled_from(["0.5", "0.0001", "1", "50000.00", "50000.001", "nan", "-1", "", 1, 0, True, 1.0, 0.5, float("nan"), None]),
+    st.decimals(min_value=-2, max_value=60000, places=4, allow_nan=True, allow_infinity=False),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(orders=st.lists(st.builds(
+    Order, account=_field_values, instrument=_field_values, venue=st.sampled_from(["sim-1", "sim-2", 1, True, "x"]),
+    side=st.sampled_from(["buy", "sell", 1, 2, True, "hold", 1.0]), qty=_numbers.filter(lambda v: v is not None),
+    price=_numbers, order_id=st.sampled_from([1, 2, 0, -3, True, 7.0]),
+), min_size=1, max_size=20))
+def test_fixed_converter_when_orders_repeat_then_same_result_as_to_fixed(orders):
+    from risk_gate.order import FixedConverter, to_fixed
+
+    conv = FixedConverter(REG)
+    for o in orders + orders:
+        got = conv(o)
+        want = to_fixed(o, REG)
+        assert got == want and type(got[0]) is type(want[0])

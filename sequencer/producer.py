@@ -186,15 +186,22 @@ class Producer:
         return out
 
     def _resend_overdue(self) -> None:
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return
         now = time.monotonic_ns()
-        for p in self._pending.values():
-            if now - p.sent_ns >= self.resend_timeout_ns:
-                self._send(p.frame)
-                p.sent_ns = now
-                p.sends += 1
-                self.resends += 1
+        # Pending frames are kept in order of their last send (a resent frame moves to the
+        # end), so the scan stops at the first frame not yet due: O(resent), not O(pending).
+        for _ in range(len(pending)):
+            first = next(iter(pending))
+            p = pending[first]
+            if now - p.sent_ns < self.resend_timeout_ns:
+                break
+            self._send(p.frame)
+            p.sent_ns = now
+            p.sends += 1
+            self.resends += 1
+            pending.move_to_end(first)
 
     def flush(self, timeout_s: float = 5.0) -> list[IngestReply]:
         """Poll until every frame is answered (or ``timeout_s``); returns the replies seen."""

@@ -154,12 +154,17 @@ def _pending_samples(gate: Any, sub: Any, n: int, first_oid: int) -> tuple[np.nd
     return checks, applies
 
 
-def _nautilus_row(ctx: Any) -> dict[str, Any]:
+def _nautilus_rows(ctx: Any, n: int, repeats: int, floor_rows: dict[str, Any]) -> list[dict[str, Any]]:
+    name = "nautilus_riskengine_pretrade_check_latency"
     try:
         import nautilus_trader  # noqa: F401
     except ImportError:
-        return ctx.skip("nautilus_riskengine_pretrade_check_latency_p50", "nautilus_trader not installed (optional extra 'peers'); not measured", "us", higher_is_better=False)
-    return ctx.skip("nautilus_riskengine_pretrade_check_latency_p50", "nautilus_trader is importable but its RiskEngine harness is not wired in this build; not measured", "us", higher_is_better=False)
+        return [ctx.skip(f"{name}_p50", "skipped: nautilus_trader is not importable in this interpreter (optional extra 'peers'); not measured", "us", higher_is_better=False)]
+    from benchmarks._nautilus_peer import nautilus_version, pretrade_samples
+
+    runs = [pretrade_samples(n) for _ in range(repeats)]
+    note = f"nautilus_trader {nautilus_version()} RiskEngine._check_order + _check_orders_risk on one limit order (no venue account)"
+    return ctx.latency_results(name, runs, references=floor_rows, note=note)
 
 
 def run(ctx: Any) -> list[dict[str, Any]]:
@@ -216,5 +221,5 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     rows += ctx.latency_results("gate_apply_512_events_latency", apply_runs, note="GateFold.apply of one 512-event frame alone")
     apply_ref = {r["name"].rsplit("_", 1)[-1]: r for r in rows if r["name"].startswith("gate_apply_512")}
     rows += ctx.latency_results("gate_check_latency_512_pending", check_runs, references=apply_ref, note="check() draining one 512-event frame first (reference: applying it alone)")
-    rows.append(_nautilus_row(ctx))
+    rows += _nautilus_rows(ctx, n, repeats, floor_rows)
     return rows

@@ -159,7 +159,7 @@ def _nautilus_rows(ctx: Any, n: int, repeats: int, floor_rows: dict[str, Any]) -
     try:
         import nautilus_trader  # noqa: F401
     except ImportError:
-        return [ctx.skip(f"{name}_p50", "skipped: nautilus_trader is not importable in this interpreter (optional extra 'peers'); not measured", "us", higher_is_better=False)]
+        return [ctx.skip(f"{name}_p50", "nautilus_trader is not importable in this interpreter (optional extra 'peers'); not measured", "us", higher_is_better=False)]
     from benchmarks._nautilus_peer import nautilus_version, pretrade_samples
 
     runs = [pretrade_samples(n) for _ in range(repeats)]

@@ -46,6 +46,7 @@ _SELL = 2
 _T_REDUCE_ONLY = 1
 _T_HALTED = 2
 _APPROVE: tuple[None, str] = (None, "")
+_VALID_IDS_MAX = 1 << 16
 
 Outcome = tuple[RefuseReason | None, str]
 
@@ -94,14 +95,16 @@ class BookView:
     ``batches`` int changes whenever the Book changes (:class:`~risk_gate.fold.GateFold`).
     With it, the gross-exposure contribution of the instruments other than the order's is
     cached in ``gross_cache`` until the Book, the limits or those reservations change.
+    ``valid_ids`` remembers ``(account, instrument, venue, side)`` combinations found valid
+    (the validity lists do not change after construction; assign new lists = new view).
     """
 
     __slots__ = (
         "stride", "pos", "open_buy", "open_sell", "open_orders", "ref_px", "ref_ts",
         "tstate_all", "tstate_acct", "tstate_instr", "order_known", "instruments", "unit_notional",
-        "accounts_valid", "instruments_valid", "venues_valid", "source", "gross_cache",
+        "accounts_valid", "instruments_valid", "venues_valid", "source", "gross_cache", "valid_ids",
     )
-    _OPTIONAL = frozenset({"source", "gross_cache"})
+    _OPTIONAL = frozenset({"source", "gross_cache", "valid_ids"})
 
     def __init__(self, **fields: Any) -> None:
         for name in self.__slots__:
@@ -111,6 +114,8 @@ class BookView:
                 setattr(self, name, fields[name])
         if self.gross_cache is None:
             self.gross_cache = {}
+        if self.valid_ids is None:
+            self.valid_ids = set()  # (account, instrument, venue, side) found valid
 
     @classmethod
     def from_book(cls, book: Any, registry: Registry) -> "BookView":
@@ -197,15 +202,23 @@ def check_order(
     applicable reason is appended in precedence order and the first is returned.
     """
     account, instrument, venue, side, qty, price, order_id = o
-    av = book.accounts_valid
-    iv = book.instruments_valid
-    acct_ok = 0 < account < len(av) and av[account]
-    ids_ok = acct_ok and 0 < instrument < len(iv) and iv[instrument]
-    if invalid is None and not (
-        ids_ok and 0 < venue < len(book.venues_valid) and book.venues_valid[venue]
-        and (side == _BUY or side == _SELL) and qty > 0 and price >= 0 and order_id > 0
-    ):
-        invalid = validate_order(o, book)
+    ids = (account, instrument, venue, side)
+    valid_ids = book.valid_ids
+    if ids in valid_ids:
+        # Seen valid before (registry ids and side never change): one set lookup.
+        acct_ok = ids_ok = True
+        if invalid is None and not (qty > 0 and price >= 0 and order_id > 0):
+            invalid = validate_order(o, book)
+    else:
+        av = book.accounts_valid
+        iv = book.instruments_valid
+        acct_ok = 0 < account < len(av) and av[account]
+        ids_ok = acct_ok and 0 < instrument < len(iv) and iv[instrument]
+        ids_valid = ids_ok and 0 < venue < len(book.venues_valid) and book.venues_valid[venue] and (side == _BUY or side == _SELL)
+        if ids_valid and len(valid_ids) < _VALID_IDS_MAX:
+            valid_ids.add(ids)
+        if invalid is None and not (ids_valid and qty > 0 and price >= 0 and order_id > 0):
+            invalid = validate_order(o, book)
     if ids_ok:
         # One cached lookup gives the budgets and every limit (locals beat attribute access).
         (max_lag, max_age_ns, price_ttl_ns, max_qty, max_notional, max_pos, max_gross, max_open,

@@ -258,12 +258,11 @@ class Gate:
                 fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, recovering, s.error), now, invalid
             )
             if reason is None:
-                account = fo.account
-                instrument = fo.instrument
+                account, instrument, _venue, side, qty, price, oid = fo
                 r = self.table.resolved(account, instrument)
                 if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
                     self.rates.take(account, now, r.rate_per_sec, r.rate_per_min)
-                self.reservations.add(fo.order_id, account, instrument, fo.side, fo.qty, fo.price)
+                self.reservations.add(oid, account, instrument, side, qty, price)
         except Exception as exc:  # fail closed: whatever broke, this order is refused
             log.exception("check failed; refusing", extra={"seq": applied})
             reason = _INTERNAL
@@ -272,7 +271,7 @@ class Gate:
             self._approved += 1
             if self._pub_ok:
                 if self._fast is not None:
-                    self._publish_now(_NEW, fo, 0, b"", applied, hwm)
+                    self._send_decision(_NEW, fo, 0, b"", applied, hwm)  # approved: its fields are valid
                 else:
                     self._queue(_NEW, fo, 0, b"", applied, hwm)
             decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
@@ -287,7 +286,7 @@ class Gate:
                     self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
             oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
             decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
-        if self._each and self._outbox and self.producer is not None:
+        if self._outbox and self._each and self.producer is not None:
             self.flush()
         self._since_reply_poll += 1
         if self._since_reply_poll >= _REPLY_POLL_EVERY:
@@ -313,8 +312,11 @@ class Gate:
 
     def _publish_now(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
         """Fill the preallocated frame and submit it at once (non-blocking, no numpy on the way)."""
-        if not self._publishable(fo):
-            return
+        if self._publishable(fo):
+            self._send_decision(kind, fo, code, text, applied, hwm)
+
+    def _send_decision(self, kind: int, fo: FixedOrder, code: int, text: bytes, applied: int, hwm: int) -> None:
+        """Pack one decision record into the preallocated frame and hand it to the producer."""
         producer = self.producer
         pseq = producer.next_producer_seq
         frame = self._fast.encode(kind, pseq, fo.order_id, fo.qty, fo.price, applied, hwm, fo.instrument, fo.account, fo.venue, fo.side, code, text)

@@ -5,11 +5,14 @@ Everything with a clock, a socket or a file lives here; the decision itself is
 
 1. drains what the subscriber has pending (non-blocking, at most ``max_drain_frames``), so
    the lag it decides on is only what is still in flight;
-2. converts the order (decimals to fixed point) and runs the checks;
+2. converts the order (decimals to fixed point, memoized by :class:`FixedConverter`) and runs
+   the checks on ``HWM = max(heartbeat HWM, applied seq)`` (the heartbeat can lag the data);
 3. on approval reserves the order locally (released when its ``new_order`` comes back on the
    stream) and takes a rate token; any exception refuses with ``INTERNAL_ERROR``;
-4. queues a ``new_order`` / ``refused`` record (aux1 = applied seq, aux2 = HWM seen) and, with
-   ``publish_mode="each"`` (default), submits it at once through the non-blocking Producer.
+4. publishes a ``new_order`` / ``refused`` record (aux1 = applied seq, aux2 = that HWM): with
+   ``publish_mode="each"`` (default) and a :class:`~sequencer.producer.Producer`, packed into a
+   preallocated one-record frame (:class:`~risk_gate.publish.DecisionFrame`) and sent at once
+   without blocking; otherwise queued and submitted through ``producer.submit``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
 from risk_gate.fold import GateFold
 from risk_gate.gate import Gate
 from risk_gate.limits import AccountLimits, GateConfig, LimitSet, LimitTable, Resolved, load_gate_config
-from risk_gate.order import Decision, Order
+from risk_gate.order import Decision, FixedConverter, Order
 from risk_gate.reasons import PRECEDENCE, RefuseReason
 from risk_gate.state import RateState, Reservations
 
@@ -16,6 +16,7 @@ __all__ = [
     "AccountLimits",
     "BookView",
     "Decision",
+    "FixedConverter",
     "FixedOrder",
     "Gate",
     "GateConfig",

@@ -118,6 +118,13 @@ class DedupTable:
         """``{producer: last producer seq}``."""
         return {p: r.last_pseq for p, r in self._producers.items()}
 
+    def add_run(self, producer: int, pseq: int, seq: int, length: int, epoch: int) -> None:
+        """Record that producer seqs ``pseq..pseq+length-1`` got seqs ``seq..seq+length-1``."""
+        runs = self._producers.get(producer)
+        if runs is None:
+            runs = self._producers[producer] = _Runs()
+        runs.add_run(pseq, seq, length, epoch)
+
     def add(self, producer: int, pseqs: np.ndarray, first_seq: int, epoch: int) -> None:
         """Record that ``pseqs`` (strictly increasing, above :meth:`last`) got seqs ``first_seq..``."""
         runs = self._producers.get(producer)

@@ -388,9 +388,14 @@ class Sequencer:
         enc = _reply_encoder.encode
         pseq_col = stamped["producer_seq"]
         pos = 0
+        dedup = self.dedup
         for f, c in zip(accepted, counts):
             producer = prods[f]
-            self.dedup.add(producer, pseq_col[pos:pos + c], seq, epoch)
+            p0 = p0s[f]
+            if p1s[f] - p0 == c - 1:  # contiguous producer seqs: one run, no numpy
+                dedup.add_run(producer, p0, seq, c, epoch)
+            else:
+                dedup.add(producer, pseq_col[pos:pos + c], seq, epoch)
             st = self._producer_stats(producer)
             st[0] += 1
             st[1] += c

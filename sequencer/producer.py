@@ -4,7 +4,8 @@ A :class:`Producer` owns a DEALER socket connected to the ingest ROUTER. ``submi
 blocks: it fills in the producer id and increasing producer seqs, sends one ingest frame and
 returns a token (the frame's first producer seq). Replies come back through ``poll``/``flush``
 as :class:`~sequencer.messages.IngestReply`. A frame not acknowledged within
-``resend_timeout_s`` (lost in a sequencer crash, or queued before a reconnect) is sent again:
+``resend_timeout_s``, and every unanswered frame after the socket reconnects (frames written
+to a sequencer that then crashed are lost), is sent again:
 the sequencer's ingest is idempotent, so a resent frame that was stamped returns its
 original seqs (``duplicate=True``) instead of being stamped twice.
 """
@@ -70,6 +71,9 @@ class Producer:
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 100_000)
+        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+        self._connects = 0
+        self._monitor_checked_ns = 0
         self._sock.connect(ingest)
         self.resends = 0
 
@@ -190,18 +194,35 @@ class Producer:
         if not pending:
             return
         now = time.monotonic_ns()
+        # After a reconnect, frames written to the old peer are lost: resend them all now.
+        # The monitor is read at most once per ms so poll() stays cheap.
+        everything = False
+        if now - self._monitor_checked_ns >= 1_000_000:
+            self._monitor_checked_ns = now
+            everything = self._reconnected()
         # Pending frames are kept in order of their last send (a resent frame moves to the
         # end), so the scan stops at the first frame not yet due: O(resent), not O(pending).
         for _ in range(len(pending)):
             first = next(iter(pending))
             p = pending[first]
-            if now - p.sent_ns < self.resend_timeout_ns:
+            if not everything and now - p.sent_ns < self.resend_timeout_ns:
                 break
             self._send(p.frame)
             p.sent_ns = now
             p.sends += 1
             self.resends += 1
             pending.move_to_end(first)
+
+    def _reconnected(self) -> bool:
+        """True when the socket connected again since the last call (not the first connect)."""
+        again = False
+        while True:
+            try:
+                self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return again
+            self._connects += 1
+            again = again or self._connects > 1
 
     def flush(self, timeout_s: float = 5.0) -> list[IngestReply]:
         """Poll until every frame is answered (or ``timeout_s``); returns the replies seen."""
@@ -217,6 +238,8 @@ class Producer:
 
     def close(self) -> None:
         """Close the socket; unanswered frames are forgotten."""
+        self._sock.disable_monitor()
+        self._monitor.close(linger=0)
         self._sock.close(linger=0)
 
     def __enter__(self) -> "Producer":

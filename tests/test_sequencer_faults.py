@@ -154,3 +154,22 @@ def test_producer_when_input_is_wrong_then_refuses_before_sending(tmp_path):
     assert prod.submit(r) == 10 and prod.last_producer_seq == 11
     assert producer_id_for("p-bad") == prod.producer_id != 0
     prod.close()
+
+
+def test_producer_when_sequencer_dies_with_frame_in_flight_then_resent_on_reconnect(tmp_path):
+    import signal
+
+    journal = tmp_path / "j"
+    with running_sequencer(tmp_path, journal=journal) as seq:
+        prod = Producer(seq.ingest, "p-reconnect", first_producer_seq=1, resend_timeout_s=600)
+        prod.submit(prices(2))
+        assert prod.flush(10)[0].ok
+        seq.proc.send_signal(signal.SIGSTOP)  # frame 2 reaches its socket, is never processed
+        prod.submit(prices(3))
+        prod.poll(300)
+        seq.kill()
+    with running_sequencer(tmp_path, journal=journal):
+        replies = prod.flush(20)  # far below resend_timeout_s: only the reconnect resends
+        assert [(r.ok, r.first_seq, r.last_seq) for r in replies] == [(True, 3, 5)]
+        assert prod.resends >= 1
+    prod.close()

@@ -271,26 +271,40 @@ class Gate:
             reason = _INTERNAL
             detail = f"{type(exc).__name__}: {exc}"
         if reason is None:
+            try:
+                if self._pub_ok:
+                    if self._fast is not None:
+                        self._send_decision(_NEW, fo, 0, b"", applied, hwm)  # approved: its fields are valid
+                    else:
+                        self._queue(_NEW, fo, 0, b"", applied, hwm)
+                if self._outbox and self._each and self.producer is not None:
+                    self.flush()
+            except Exception as exc:  # fail closed: an approval that cannot be recorded is not given
+                log.exception("approval not published; refusing", extra={"seq": applied})
+                self.reservations.release(fo.order_id)
+                self._pub_counts["publish_errors"] += 1
+                reason = _INTERNAL
+                detail = f"decision not published: {type(exc).__name__}: {exc}"
+        if reason is None:
             self._approved += 1
-            if self._pub_ok:
-                if self._fast is not None:
-                    self._send_decision(_NEW, fo, 0, b"", applied, hwm)  # approved: its fields are valid
-                else:
-                    self._queue(_NEW, fo, 0, b"", applied, hwm)
             decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
         else:
             self._refused += 1
             name = reason.name
             self.refused_by_reason[name] = self.refused_by_reason.get(name, 0) + 1
-            if self._pub_refused:
-                if self._fast is not None:
-                    self._publish_now(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
-                else:
-                    self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+            try:
+                if self._pub_refused:
+                    if self._fast is not None:
+                        self._publish_now(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+                    else:
+                        self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+                if self._outbox and self._each and self.producer is not None:
+                    self.flush()
+            except Exception:  # the refusal stands; only its audit record is missing
+                log.exception("refusal not published", extra={"seq": applied})
+                self._pub_counts["publish_errors"] += 1
             oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
             decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
-        if self._outbox and self._each and self.producer is not None:
-            self.flush()
         self._since_reply_poll += 1
         if self._since_reply_poll >= _REPLY_POLL_EVERY:
             self._poll_replies()

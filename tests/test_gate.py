@@ -25,9 +25,9 @@ class _Sub(FakeSubscriber):
         super().__init__(None)
 
 
-def make_gate(tmp_path=None, **cfg) -> Gate:
+def make_gate(tmp_path=None, producer=None, **cfg) -> Gate:
     sub = _Sub()
-    gate = Gate(limits=GateConfig(**cfg), registry=REG, subscriber=sub, producer=FakeProducer(), clock=lambda: T0,
+    gate = Gate(limits=GateConfig(**cfg), registry=REG, subscriber=sub, producer=producer or FakeProducer(), clock=lambda: T0,
                 decision_log=(tmp_path / "decisions.jsonl") if tmp_path else None)
     sub.fold = gate.fold
     sub.push([rec(Kind.PRICE, instrument=1, price=PX), rec(Kind.PRICE, instrument=2, price=300_000)])
@@ -295,3 +295,34 @@ def test_fixed_converter_when_orders_repeat_then_same_result_as_to_fixed(orders)
         got = conv(o)
         want = to_fixed(o, REG)
         assert got == want and type(got[0]) is type(want[0])
+
+
+def test_check_when_approval_cannot_be_published_then_refuses_internal_error_and_releases_reservation():
+    gate = make_gate()
+    real_submit = gate.producer.submit
+
+    def broken(records):
+        raise RuntimeError("socket closed")
+
+    gate.producer.submit = broken
+    d = gate.check(btc(oid=11))
+    assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR
+    assert "decision not published" in d.detail and "socket closed" in d.detail
+    assert 11 not in gate.reservations
+    assert gate.counts["publish_errors"] >= 1
+    gate.producer.submit = real_submit
+    assert gate.check(btc(oid=12)).approved
+
+
+def test_check_when_fast_publish_path_raises_then_refuses_internal_error():
+    class BrokenFastProducer(FakeProducer):
+        producer_id = 77
+        next_producer_seq = 1
+
+        def submit_encoded(self, frame, first, last):
+            raise OSError("send failed")
+
+    gate = make_gate(producer=BrokenFastProducer())
+    d = gate.check(btc(oid=21))
+    assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR and "OSError" in d.detail
+    assert 21 not in gate.reservations

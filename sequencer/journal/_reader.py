@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,12 +10,12 @@ import numpy as np
 from sequencer.journal._errors import JournalCorrupt, JournalError, Problem
 from sequencer.journal._format import INDEX_SUFFIX, read_epoch_file, read_index
 from sequencer.journal._segments import SegmentSet
-from sequencer.journal._views import SegmentInfo, concat_records, count_kinds, epoch_ranges, segment_infos
+from sequencer.journal._views import RecordReads, SegmentInfo, count_kinds, epoch_ranges, segment_infos
 
 __all__ = ["JournalReader", "VerifyReport", "verify_journal"]
 
 
-class JournalReader:
+class JournalReader(RecordReads):
     """Read-only view of a journal directory; never writes, cuts or locks anything.
 
     It sees the frames that were whole when it was opened or last :meth:`refresh`-ed. Bytes
@@ -63,26 +62,6 @@ class JournalReader:
     def tail_problem(self) -> Problem | None:
         """Unfinished or torn bytes after the last whole frame of the last segment, if any."""
         return self._set.tail_problem
-
-    def read(self, from_seq: int = 1, to_seq: int | None = None, verify: bool = True) -> Iterator[np.ndarray]:
-        """Read-only record arrays (chunks) for ``from_seq .. to_seq`` inclusive, in seq order.
-
-        Each chunk is a zero-copy view of the mapped segment (frames of 64+ records) or a copy
-        gathering several small frames. ``verify`` checks each frame's checksum as it goes.
-        """
-        return self._set.iter_records(from_seq, to_seq, verify)
-
-    def read_array(self, from_seq: int = 1, to_seq: int | None = None, verify: bool = True) -> np.ndarray:
-        """The same range as one (copied) record array."""
-        return concat_records(self.read(from_seq, to_seq, verify))
-
-    def segments(self) -> list[SegmentInfo]:
-        """One :class:`SegmentInfo` per segment file."""
-        return segment_infos(self._set)
-
-    def epochs(self) -> list[tuple[int, int, int]]:
-        """``(epoch, first_seq, last_seq)`` for each run of one epoch, in seq order."""
-        return epoch_ranges(self._set)
 
     def count_kinds(self, from_seq: int = 1, to_seq: int | None = None) -> dict[str, int]:
         """Records per kind name in the range."""

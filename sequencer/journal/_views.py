@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,3 +74,30 @@ def count_kinds(chunks: Iterable[np.ndarray]) -> dict[str, int]:
     for chunk in chunks:
         counts += np.bincount(chunk["kind"], minlength=256)
     return {KIND_NAMES.get(k, f"unknown({k})"): int(counts[k]) for k in np.flatnonzero(counts)}
+
+
+class RecordReads:
+    """The reads :class:`Journal` and :class:`JournalReader` share, over their ``_set``."""
+
+    _set: SegmentSet
+
+    def read(self, from_seq: int = 1, to_seq: int | None = None, verify: bool = True) -> Iterator[np.ndarray]:
+        """Read-only record arrays (chunks) for ``from_seq .. to_seq`` inclusive, in seq order.
+
+        Sees every append made before the call. Each chunk is a zero-copy view of the mapped
+        segment (frames of 64+ records) or a copy gathering several small frames. ``verify``
+        checks each frame's checksum as it goes.
+        """
+        return self._set.iter_records(from_seq, to_seq, verify)
+
+    def read_array(self, from_seq: int = 1, to_seq: int | None = None, verify: bool = True) -> np.ndarray:
+        """The same range as one (copied) record array."""
+        return concat_records(self.read(from_seq, to_seq, verify))
+
+    def segments(self) -> list[SegmentInfo]:
+        """One :class:`SegmentInfo` per segment file."""
+        return segment_infos(self._set)
+
+    def epochs(self) -> list[tuple[int, int, int]]:
+        """``(epoch, first_seq, last_seq)`` for each run of one epoch, in seq order."""
+        return epoch_ranges(self._set)

@@ -7,11 +7,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import xxhash
 
 from sequencer.journal._errors import JournalError, Problem
@@ -28,7 +26,7 @@ from sequencer.journal._format import (
     write_index,
 )
 from sequencer.journal._segments import Segment, SegmentSet
-from sequencer.journal._views import SegmentInfo, concat_records, epoch_ranges, segment_infos
+from sequencer.journal._views import RecordReads
 from sequencer.protocol import HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_SIZE, FrameType
 
 __all__ = ["Journal", "DURABILITIES", "Recovery"]
@@ -48,7 +46,7 @@ class Recovery:
     cut_bytes: int
 
 
-class Journal:
+class Journal(RecordReads):
     """Append-only journal of stamped frames in a directory of segments (single writer).
 
     Use :meth:`open`. ``append`` checks continuity (``first_seq == last_seq + 1``, epoch never
@@ -362,22 +360,3 @@ class Journal:
         self.close()
 
     # -- reading ----------------------------------------------------------------------------
-
-    def read(self, from_seq: int = 1, to_seq: int | None = None, verify: bool = True) -> Iterator[np.ndarray]:
-        """Read-only record arrays (chunks) for seqs ``from_seq .. to_seq`` (inclusive; default: last).
-
-        Sees every append made before the call. ``verify`` checks each frame's checksum.
-        """
-        return self._set.iter_records(from_seq, to_seq, verify)
-
-    def read_array(self, from_seq: int = 1, to_seq: int | None = None, verify: bool = True) -> np.ndarray:
-        """The same range as one (copied) record array."""
-        return concat_records(self.read(from_seq, to_seq, verify))
-
-    def segments(self) -> list[SegmentInfo]:
-        """One :class:`SegmentInfo` per segment file."""
-        return segment_infos(self._set)
-
-    def epochs(self) -> list[tuple[int, int, int]]:
-        """``(epoch, first_seq, last_seq)`` for each run of one epoch, in seq order."""
-        return epoch_ranges(self._set)

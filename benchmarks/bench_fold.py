@@ -28,7 +28,7 @@ from numba import njit
 from consumers.fold import BookFold
 from oms.oms import Oms
 from sequencer.protocol import RECORD_DTYPE, Kind
-from sequencer.registry import Instrument, Registry, default_registry
+from sequencer.registry import Instrument, Registry
 
 BATCH = 4096
 LIVE = 100_000

@@ -1,11 +1,28 @@
-"""Consumers: subscribe to the ordered stream and fold it (shared machinery for every consumer)."""
+"""Consumers: subscribe to the ordered stream and fold it (shared machinery for every consumer).
 
-# Fold state and interface (book helper).
-from consumers.book import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_DTYPE, Book, BookError  # noqa: E402
-from consumers.fold import BookFold, Fold  # noqa: E402
-from consumers.snapshot import SnapshotError  # noqa: E402
+``Subscriber`` keeps a fold current (late join, gap fill, HWM and lag); ``Fold``/``BookFold``
+are the fold interface and the shared Book the OMS and the gate both fold.
+"""
 
-# Subscribing and splicing (subscriber helper).
-from consumers.hwm import HwmFile, HwmTracker  # noqa: E402
-from consumers.splice import ReplayWant, Splicer  # noqa: E402
-from consumers.subscriber import Subscriber  # noqa: E402
+from consumers.book import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_DTYPE, Book, BookError
+from consumers.fold import BookFold, Fold
+from consumers.hwm import HwmFile, HwmTracker
+from consumers.snapshot import SnapshotError
+from consumers.splice import ReplayWant, Splicer
+from consumers.subscriber import Subscriber
+
+__all__ = [
+    "ANOMALY_DTYPE",
+    "Book",
+    "BookError",
+    "BookFold",
+    "Fold",
+    "HwmFile",
+    "HwmTracker",
+    "ORDER_DTYPE",
+    "ReplayWant",
+    "SnapshotError",
+    "Splicer",
+    "Subscriber",
+    "TRADE_DTYPE",
+]

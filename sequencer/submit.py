@@ -17,7 +17,6 @@ import numpy as np
 from sequencer.ingest import FIELD_NAMES, Masks, describe_error, validate_records
 from sequencer.jsonl import JsonlError, record_from_json
 from sequencer.producer import Producer
-from sequencer.protocol import RECORD_DTYPE
 from sequencer.registry import Registry
 
 __all__ = ["SubmitError", "parse_events", "submit_file", "FRAME_RECORDS"]

@@ -7,9 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,7 +1,10 @@
 """Idempotent ingest: which (producer, producer_seq) pairs were stamped, and as which seqs.
 
 Per producer the table keeps *runs*: maximal stretches where producer_seq and seq both step
-by one inside one epoch, as ``(pseq_start, seq_start, length, epoch)``. A producer sending
+by one inside one epoch, as ``(pseq_start, seq_start, length, epoch)``. A (producer,
+producer_seq) pair is stamped at most once; producer seqs normally increase, but a frame lost
+in a sequencer crash can be resent after newer frames were stamped, so runs below the
+producer's highest stamped seq (*late* runs) are kept in a small sorted side list. A producer sending
 contiguous producer seqs costs one run per interleaving, not one entry per event. Runs live
 in sealed numpy chunks of :data:`CHUNK` runs (binary search with ``searchsorted``) plus a
 short Python tail that absorbs appends cheaply; the table is rebuilt from the journal on
@@ -10,7 +13,7 @@ restart with vectorized numpy (:meth:`DedupTable.rebuild_from`).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from typing import Iterable
 
 import numpy as np
@@ -23,7 +26,7 @@ CHUNK = 4096
 class _Runs:
     """The runs of one producer, sorted by producer seq (which strictly increases)."""
 
-    __slots__ = ("chunks", "chunk_first", "tp", "ts", "tl", "te", "last_pseq")
+    __slots__ = ("chunks", "chunk_first", "tp", "ts", "tl", "te", "last_pseq", "late")
 
     def __init__(self) -> None:
         self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -33,8 +36,13 @@ class _Runs:
         self.tl: list[int] = []
         self.te: list[int] = []
         self.last_pseq = 0
+        # Runs stamped below last_pseq (resends that arrived after newer frames), sorted.
+        self.late: list[tuple[int, int, int, int]] = []
 
     def add_run(self, pseq: int, seq: int, length: int, epoch: int) -> None:
+        if pseq <= self.last_pseq:
+            insort(self.late, (pseq, seq, length, epoch))
+            return
         tp = self.tp
         if tp:
             j = len(tp) - 1
@@ -60,7 +68,12 @@ class _Runs:
         self.tp, self.ts, self.tl, self.te = [], [], [], []
 
     def extend(self, ps: np.ndarray, ss: np.ndarray, ls: np.ndarray, es: np.ndarray) -> None:
-        """Append many runs at once (their producer seqs above every stored one)."""
+        """Append many runs at once, in stamping order."""
+        if len(ps) and (ps[0] <= self.last_pseq or np.any(ps[1:] <= ps[:-1] + ls[:-1] - 1)):
+            # Late runs among them: take the careful path, one run at a time.
+            for run in zip(ps.tolist(), ss.tolist(), ls.tolist(), es.tolist()):
+                self.add_run(*run)
+            return
         if len(ps) and self.tp:
             self.add_run(int(ps[0]), int(ss[0]), int(ls[0]), int(es[0]))
             ps, ss, ls, es = ps[1:], ss[1:], ls[1:], es[1:]
@@ -81,6 +94,14 @@ class _Runs:
 
     def find(self, pseq: int) -> tuple[int, int, int, int] | None:
         """The run ``(pseq_start, seq_start, length, epoch)`` holding ``pseq``, or None."""
+        found = self._find_ordered(pseq)
+        if found is None and self.late:
+            j = bisect_right(self.late, (pseq, 2**63)) - 1
+            if j >= 0 and pseq < self.late[j][0] + self.late[j][2]:
+                return self.late[j]
+        return found
+
+    def _find_ordered(self, pseq: int) -> tuple[int, int, int, int] | None:
         tp = self.tp
         if tp and pseq >= tp[0]:
             j = bisect_right(tp, pseq) - 1
@@ -126,7 +147,7 @@ class DedupTable:
         runs.add_run(pseq, seq, length, epoch)
 
     def add(self, producer: int, pseqs: np.ndarray, first_seq: int, epoch: int) -> None:
-        """Record that ``pseqs`` (strictly increasing, above :meth:`last`) got seqs ``first_seq..``."""
+        """Record that ``pseqs`` (strictly increasing, none stamped before) got seqs ``first_seq..``."""
         runs = self._producers.get(producer)
         if runs is None:
             runs = self._producers[producer] = _Runs()
@@ -140,6 +161,13 @@ class DedupTable:
         lens = np.diff(np.concatenate((starts, [n])))
         for s, ln in zip(starts.tolist(), lens.tolist()):
             runs.add_run(int(pseqs[s]), first_seq + s, ln, epoch)
+
+    def stamped_any(self, producer: int, pseqs: np.ndarray) -> bool:
+        """Whether any of ``pseqs`` was stamped for ``producer``."""
+        runs = self._producers.get(producer)
+        if runs is None:
+            return False
+        return any(runs.find(p) is not None for p in pseqs.tolist())
 
     def lookup(self, producer: int, pseqs: np.ndarray) -> tuple[int, int, int] | None:
         """``(first_seq, last_seq, epoch)`` when every one of ``pseqs`` was stamped, else None.

@@ -30,6 +30,7 @@ import numpy as np
 import xxhash
 import zmq
 
+from sequencer.messages import decode_ingest_replies
 from sequencer.protocol import HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_DTYPE, FrameType, Kind, decode_frame
 
 __all__ = ["run"]
@@ -93,8 +94,7 @@ def _child_load(endpoint: str) -> None:
                 send(d)
         acks = 0
         while acks < frames and sock.poll(10_000):
-            sock.recv()
-            acks += 1
+            acks += len(decode_ingest_replies(sock.recv()))  # one message answers a drain's frames
         print(f"ok {acks}", flush=True)
     sock.close()
     ctx.term()

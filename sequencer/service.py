@@ -4,7 +4,7 @@ One thread, one ``zmq.Poller`` over the ingest ROUTER and the replay ROUTER. Eac
 drains up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
 stamps the accepted ones as one batch, appends that batch to the journal as ONE stamped
 frame, publishes the same bytes, updates the HWM file and acknowledges every ingest frame
-with its seq range. Nothing is published before :meth:`Journal.append` returned; after a
+with its seq range: one reply message per producer per drain (an array of ``IngestReply``). Nothing is published before :meth:`Journal.append` returned; after a
 journal ``OSError`` the service stops acknowledging and publishing (and stops heartbeating,
 so gates fail closed on a stale HWM) but keeps answering status and replay.
 """
@@ -29,7 +29,7 @@ from sequencer.hwm_file import HwmFileWriter
 from sequencer.ingest import Masks, check_ingest_frame, describe_error, validate_frames
 from sequencer.journal import Journal
 from sequencer.log import get_logger
-from sequencer.messages import IngestReply, StatusReply, encode
+from sequencer.messages import IngestReply, StatusReply
 from sequencer.protocol import (
     HEADER_SIZE,
     MAGIC,
@@ -73,8 +73,8 @@ def hwm_file_path(config: SequencerConfig, journal_dir: Path) -> Path | None:
     return Path(config.hwm_file) if config.hwm_file else journal_dir / "hwm"
 
 
-def _error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> bytes:
-    return encode(IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message))
+def _error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
+    return IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message)
 
 
 class Sequencer:
@@ -239,13 +239,20 @@ class Sequencer:
         sock = self._ingest
         recv = sock.recv
         limit = self.config.max_batch_records
-        frames: list[tuple[bytes, memoryview, int]] = []
+        # Replies of this drain per producer identity, in arrival order: one reply message per
+        # producer per drain (a msgpack array of IngestReply). A valid frame's slot is filled
+        # after the batch is journaled and published.
+        out: dict[bytes, list] = {}
+        frames: list[tuple[list, int, memoryview, int]] = []
         nrec = 0
         while nrec < limit:
             try:
                 ident = recv(_NOBLOCK)
             except zmq.Again:
                 break
+            slots = out.get(ident)
+            if slots is None:
+                slots = out[ident] = []
             # A ROUTER message is delivered whole: the parts after the identity are there.
             # copy=False: zero-copy payload, and Frame.more is far cheaper than getsockopt.
             part = recv(_NOBLOCK, copy=False)
@@ -254,40 +261,43 @@ class Sequencer:
                 while part.more:
                     part = recv(_NOBLOCK, copy=False)
                     extra += 1
-                self._reject(ident, ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}")
+                slots.append(self._reject(ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}"))
                 continue
             buf = part.buffer
             try:
                 count = check_ingest_frame(buf)
             except FrameError as exc:
-                self._reject(ident, exc.code, exc.message)
+                slots.append(self._reject(exc.code, exc.message))
                 continue
             if self.journal_failed:
                 p0 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET)[0]
                 p1 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET + (count - 1) * RECORD_SIZE)[0]
                 self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-                self._send_reply(ident, _error_reply(
+                slots.append(_error_reply(
                     ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
                     p0, p1, -1, self.epoch))
                 continue
-            frames.append((ident, buf, count))
+            frames.append((slots, len(slots), buf, count))
+            slots.append(None)
             nrec += count
         if frames:
             self._process(frames, nrec)
+        send = _base_send
+        enc = _reply_encoder.encode
+        for ident, slots in out.items():
+            send(sock, ident, _SNDMORE)
+            send(sock, enc(slots))
 
-    def _send_reply(self, ident: bytes, reply: bytes) -> None:
-        _base_send(self._ingest, ident, _SNDMORE)
-        _base_send(self._ingest, reply)
-
-    def _reject(self, ident: bytes, code: ResultCode, message: str) -> None:
+    def _reject(self, code: ResultCode, message: str) -> IngestReply:
         self._count_error(code)
-        self._send_reply(ident, _error_reply(code, message, epoch=self.epoch))
+        return _error_reply(code, message, epoch=self.epoch)
 
-    def _process(self, frames: list[tuple[bytes, memoryview, int]], nrec: int) -> None:
+    def _process(self, frames: list[tuple[list, int, memoryview, int]], nrec: int) -> None:
+        """Validate, deduplicate and commit the drained frames; fill each frame's reply slot."""
         nframes = len(frames)
-        buf = bytearray().join([_ZERO_HEADER, *[b[HEADER_SIZE:] for _, b, _ in frames]])
+        buf = bytearray().join([_ZERO_HEADER, *[b[HEADER_SIZE:] for _, _, b, _ in frames]])
         starts = np.zeros(nframes + 1, np.int64)
-        np.cumsum([c for _, _, c in frames], out=starts[1:])
+        np.cumsum([c for _, _, _, c in frames], out=starts[1:])
         recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
         bad_index, bad_code, bad_field = validate_frames(recs, starts, self._masks)
         heads, tails = starts[:-1], starts[1:] - 1
@@ -296,7 +306,7 @@ class Sequencer:
         p1s = recs["producer_seq"][tails].tolist()
         bad = bad_index.tolist()
         lo_list = heads.tolist()
-        replies: list[bytes | None] = [None] * nframes
+        replies: list = [None] * nframes
         accepted: list[int] = []
         pending: dict[int, int] = {}
         dedup = self.dedup
@@ -305,7 +315,7 @@ class Sequencer:
             if bad[f] >= 0:
                 code = ResultCode(int(bad_code[f]))
                 lo = lo_list[f]
-                msg = describe_error(recs[lo:lo + frames[f][2]], bad[f], int(code), int(bad_field[f]))
+                msg = describe_error(recs[lo:lo + frames[f][3]], bad[f], int(code), int(bad_field[f]))
                 self._count_error(code)
                 self._producer_stats(producer)[3] += 1
                 replies[f] = _error_reply(code, msg, p0, p1, bad[f], self.epoch)
@@ -317,19 +327,18 @@ class Sequencer:
                 accepted.append(f)
                 pending[producer] = p1
                 continue
-            replies[f] = self._old_frame(recs, lo_list[f], frames[f][2], producer, p0, p1, last)
+            replies[f] = self._old_frame(recs, lo_list[f], frames[f][3], producer, p0, p1, last)
         if accepted:
             if not self._commit(buf, recs, frames, starts, accepted, len(accepted) == nframes, replies, p0s, p1s, prods):
                 for f in accepted:
                     replies[f] = _error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed; frame not stamped",
                                               p0s[f], p1s[f], -1, self.epoch)
                     self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-        sock = self._ingest
         for f in range(nframes):
-            _base_send(sock, frames[f][0], _SNDMORE)
-            _base_send(sock, replies[f])
+            slots, pos, _, _ = frames[f]
+            slots[pos] = replies[f]
 
-    def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> bytes:
+    def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> IngestReply | tuple:
         """Reply to a frame whose first producer seq is not above the producer's last one."""
         st = self._producer_stats(producer)
         if p1 > last:
@@ -347,12 +356,12 @@ class Sequencer:
                                 "and were never stamped", p0, p1, 0, self.epoch)
         st[2] += 1
         first_seq, last_seq, epoch = found
-        return _reply_encoder.encode((True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, ""))
+        return (True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, "")
 
     def _commit(self, buf: bytearray, recs: np.ndarray, frames: list, starts: np.ndarray, accepted: list[int],
                 everything: bool, replies: list, p0s: list, p1s: list, prods: list) -> bool:
         """Stamp, journal and publish the accepted frames as one batch; fill their replies."""
-        counts = [frames[f][2] for f in accepted]
+        counts = [frames[f][3] for f in accepted]
         if everything:
             out, stamped = buf, recs
         else:
@@ -390,7 +399,6 @@ class Sequencer:
             self._hwm_writer.write(epoch, self.hwm, ts)
         self.stats.add_records(stamped)
         seq = first
-        enc = _reply_encoder.encode
         pseq_col = stamped["producer_seq"]
         pos = 0
         dedup = self.dedup
@@ -404,7 +412,8 @@ class Sequencer:
             st = self._producer_stats(producer)
             st[0] += 1
             st[1] += c
-            replies[f] = enc((True, 0, "OK", p0s[f], p1s[f], epoch, seq, seq + c - 1, False, -1, ""))
+            # The array form of IngestReply (array_like): encoded with the drain's other replies.
+            replies[f] = (True, 0, "OK", p0, p1s[f], epoch, seq, seq + c - 1, False, -1, "")
             seq += c
             pos += c
         return True

@@ -315,6 +315,14 @@ def validate_frames(records: np.ndarray, starts: np.ndarray, masks: Masks) -> tu
     return out[:, 0], out[:, 1], out[:, 2]
 
 
+@njit(cache=True)
+def _validate_drain_kernel(flat, nrec, starts, acc_mask, ins_mask, ven_mask, out):
+    # The typed row views are made here: building them in Python costs more than the kernel.
+    raw = flat[HEADER_SIZE:HEADER_SIZE + nrec * RECORD_SIZE].reshape((nrec, RECORD_SIZE))
+    _validate_kernel(starts, raw.view(np.int64), raw.view(np.uint32), raw.view(np.uint16), raw,
+                     acc_mask, ins_mask, ven_mask, out)
+
+
 def validate_drain(buf: bytearray, starts: np.ndarray, nrec: int, masks: Masks) -> np.ndarray:
     """Validate the ``nrec`` records that follow a ``HEADER_SIZE`` prefix in ``buf`` (numba).
 
@@ -323,10 +331,11 @@ def validate_drain(buf: bytearray, starts: np.ndarray, nrec: int, masks: Masks) 
     array: bad_index, code, field (as :func:`validate_frames`), then the frame's producer and
     its first and last producer seq.
     """
-    raw = np.frombuffer(buf, np.uint8, count=nrec * RECORD_SIZE, offset=HEADER_SIZE).reshape(nrec, RECORD_SIZE)
+    if len(buf) < HEADER_SIZE + nrec * RECORD_SIZE:
+        raise ValueError(f"buffer of {len(buf)} bytes is too short for {nrec} records")
     out = np.empty((len(starts) - 1, 6), np.int64)
-    _validate_kernel(starts, raw.view("<i8"), raw.view("<u4"), raw.view("<u2"), raw, masks.account,
-                     masks.instrument, masks.venue, out)
+    _validate_drain_kernel(np.frombuffer(buf, np.uint8), nrec, starts, masks.account, masks.instrument,
+                           masks.venue, out)
     return out
 
 

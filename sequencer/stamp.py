@@ -35,6 +35,12 @@ def _stamp_kernel(q, d, b, first, ts, epoch, kind_counts):
         kind_counts[b[i, _B_KIND]] += 1
 
 
+@njit(cache=True)
+def _stamp_drain_kernel(flat, n, first, ts, epoch, kind_counts):
+    raw = flat[HEADER_SIZE:HEADER_SIZE + n * RECORD_SIZE].reshape((n, RECORD_SIZE))
+    _stamp_kernel(raw.view(np.int64), raw.view(np.uint32), raw, first, ts, epoch, kind_counts)
+
+
 def _finish(buf: bytearray, n: int, first: int, epoch: int) -> None:
     _HEADER.pack_into(buf, 0, MAGIC, PROTOCOL_VERSION, _STAMPED, 0, 0, epoch, n, first)
     _CHECKSUM.pack_into(buf, 8, xxhash.xxh3_64_intdigest(memoryview(buf)[16:]))
@@ -46,8 +52,9 @@ def stamp_frame(buf: bytearray, n: int, first: int, ts: int, epoch: int, kind_co
     Records get seqs ``first..first+n-1``, ``ts_ns = ts`` and ``epoch``; ``kind_counts[kind]``
     (int64, 256 entries) is incremented per record; the header and checksum are written last.
     """
-    raw = np.frombuffer(buf, np.uint8, count=n * RECORD_SIZE, offset=HEADER_SIZE).reshape(n, RECORD_SIZE)
-    _stamp_kernel(raw.view("<i8"), raw.view("<u4"), raw, first, ts, epoch, kind_counts)
+    if len(buf) != HEADER_SIZE + n * RECORD_SIZE:
+        raise ValueError(f"buffer of {len(buf)} bytes is not a frame of {n} records")
+    _stamp_drain_kernel(np.frombuffer(buf, np.uint8), n, first, ts, epoch, kind_counts)
     _finish(buf, n, first, epoch)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,11 @@ HWM_FILE_DTYPE = np.dtype(
     }
 )
 _READ_ATTEMPTS = 64
+# The writer packs with struct (a fraction of the cost of numpy field stores; it runs once per
+# publish): generation at 8, then epoch, pad, hwm, ts_ns from 16 (same layout as the dtype).
+_GENERATION = struct.Struct("<Q")
+_BODY = struct.Struct("<I4xqq")
+assert [HWM_FILE_DTYPE.fields[n][1] for n in ("generation", "epoch", "hwm", "ts_ns")] == [8, 16, 24, 32]
 
 
 class HwmFileWriter:
@@ -49,14 +55,12 @@ class HwmFileWriter:
 
     def write(self, epoch: int, hwm: int, ts_ns: int) -> None:
         """Publish a new HWM (seqlock-protected)."""
-        v = self._view
+        mm = self._mm
         self._gen += 1
-        v["generation"] = self._gen
-        v["epoch"] = epoch
-        v["hwm"] = hwm
-        v["ts_ns"] = ts_ns
+        _GENERATION.pack_into(mm, 8, self._gen)
+        _BODY.pack_into(mm, 16, epoch, hwm, ts_ns)
         self._gen += 1
-        v["generation"] = self._gen
+        _GENERATION.pack_into(mm, 8, self._gen)
 
     def close(self) -> None:
         """Unmap the file (it stays on disk with the last value)."""

@@ -34,6 +34,7 @@ __all__ = [
     "FIELD_NAMES",
     "check_ingest_frame",
     "validate_frames",
+    "validate_drain",
     "validate_records",
     "Masks",
     "describe_error",
@@ -185,12 +186,18 @@ def _validate_kernel(starts, q, d, w, b, acc_mask, ins_mask, ven_mask, out):
     nins = ins_mask.shape[0]
     nven = ven_mask.shape[0]
     nframes = starts.shape[0] - 1
+    keys = out.shape[1] >= 6
     for f in range(nframes):
         out[f, 0] = -1
         out[f, 1] = 0
         out[f, 2] = -1
         lo = starts[f]
         producer0 = d[lo, _D_PRODUCER]
+        if keys:
+            # The frame's idempotency keys, so the caller needs no numpy indexing per drain.
+            out[f, 3] = producer0
+            out[f, 4] = q[lo, _Q_PSEQ]
+            out[f, 5] = q[starts[f + 1] - 1, _Q_PSEQ]
         prev = 0
         for i in range(starts[f], starts[f + 1]):
             k = np.int64(b[i, _B_KIND])
@@ -306,6 +313,30 @@ def validate_frames(records: np.ndarray, starts: np.ndarray, masks: Masks) -> tu
     _validate_kernel(np.asarray(starts, np.int64), *_views(records), masks.account, masks.instrument,
                      masks.venue, out)
     return out[:, 0], out[:, 1], out[:, 2]
+
+
+@njit(cache=True)
+def _validate_drain_kernel(flat, nrec, starts, acc_mask, ins_mask, ven_mask, out):
+    # The typed row views are made here: building them in Python costs more than the kernel.
+    raw = flat[HEADER_SIZE:HEADER_SIZE + nrec * RECORD_SIZE].reshape((nrec, RECORD_SIZE))
+    _validate_kernel(starts, raw.view(np.int64), raw.view(np.uint32), raw.view(np.uint16), raw,
+                     acc_mask, ins_mask, ven_mask, out)
+
+
+def validate_drain(buf: bytearray, starts: np.ndarray, nrec: int, masks: Masks) -> np.ndarray:
+    """Validate the ``nrec`` records that follow a ``HEADER_SIZE`` prefix in ``buf`` (numba).
+
+    The sequencer's form of :func:`validate_frames` over the raw bytes of one drain (frames
+    ``starts[f]..starts[f+1]``), with no record array built. Returns an ``(nframes, 6)`` int64
+    array: bad_index, code, field (as :func:`validate_frames`), then the frame's producer and
+    its first and last producer seq.
+    """
+    if len(buf) < HEADER_SIZE + nrec * RECORD_SIZE:
+        raise ValueError(f"buffer of {len(buf)} bytes is too short for {nrec} records")
+    out = np.empty((len(starts) - 1, 6), np.int64)
+    _validate_drain_kernel(np.frombuffer(buf, np.uint8), nrec, starts, masks.account, masks.instrument,
+                           masks.venue, out)
+    return out
 
 
 def validate_records(records: np.ndarray, masks: Masks) -> tuple[int, int, int]:

@@ -3,7 +3,9 @@
 Wire shapes (multipart ZeroMQ messages; ``docs/protocol.md`` is the contract):
 
 * ingest, producer DEALER -> sequencer ROUTER: ``[frame]`` (an INGEST frame);
-  reply ``[msgpack IngestReply]``.
+  replies ``[msgpack array of IngestReply]``: one message per producer per drain of the
+  ingest socket, answering that producer's frames of the drain in arrival order (always an
+  array, often of one reply).
 * replay, client DEALER -> sequencer ROUTER: ``[msgpack Request]`` where Request is one of
   :class:`ReplayRequest`, :class:`StatusRequest`, :class:`ConsumerReport`.
   Replies: ``[b"D", req_id (8 bytes LE), frame]`` per chunk of a replay, then
@@ -32,6 +34,7 @@ __all__ = [
     "encode",
     "decode_request",
     "decode_ingest_reply",
+    "decode_ingest_replies",
     "decode_replay_done",
     "decode_status",
 ]
@@ -148,7 +151,7 @@ class StatusReply(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(Request)
-_ingest_decoder = msgspec.msgpack.Decoder(IngestReply)
+_ingest_decoder = msgspec.msgpack.Decoder(list[IngestReply])
 _done_decoder = msgspec.msgpack.Decoder(ReplayDone)
 _status_decoder = msgspec.msgpack.Decoder(StatusReply)
 
@@ -163,9 +166,20 @@ def decode_request(buf: bytes) -> Request:
     return _request_decoder.decode(buf)
 
 
-def decode_ingest_reply(buf: bytes) -> IngestReply:
-    """Decode an ingest reply."""
+def decode_ingest_replies(buf: bytes) -> list[IngestReply]:
+    """Decode one ingest reply message: the replies to one or more frames, in arrival order."""
     return _ingest_decoder.decode(buf)
+
+
+def decode_ingest_reply(buf: bytes) -> IngestReply:
+    """Decode an ingest reply message that answers exactly one frame.
+
+    Raises ``msgspec.ValidationError`` when it holds another number of replies.
+    """
+    replies = _ingest_decoder.decode(buf)
+    if len(replies) != 1:
+        raise msgspec.ValidationError(f"expected one ingest reply, got {len(replies)}")
+    return replies[0]
 
 
 def decode_replay_done(buf: bytes) -> ReplayDone:

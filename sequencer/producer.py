@@ -3,7 +3,8 @@
 A :class:`Producer` owns a DEALER socket connected to the ingest ROUTER. ``submit`` never
 blocks: it fills in the producer id and increasing producer seqs, sends one ingest frame and
 returns a token (the frame's first producer seq). Replies come back through ``poll``/``flush``
-as :class:`~sequencer.messages.IngestReply`. A frame not acknowledged within
+as :class:`~sequencer.messages.IngestReply`, one per frame (the sequencer sends them as one
+message per drain, an array of replies). A frame not acknowledged within
 ``resend_timeout_s``, and every unanswered frame after the socket reconnects (frames written
 to a sequencer that then crashed are lost), is sent again:
 the sequencer's ingest is idempotent, so a resent frame that was stamped returns its
@@ -22,7 +23,7 @@ import xxhash
 import zmq
 
 from sequencer.codes import ResultCode
-from sequencer.messages import IngestReply, decode_ingest_reply
+from sequencer.messages import IngestReply, decode_ingest_replies
 from sequencer.protocol import RECORD_DTYPE, FrameType, encode_frame
 
 __all__ = ["Producer", "producer_id_for", "RETRYABLE_CODES"]
@@ -175,17 +176,19 @@ class Producer:
                 except zmq.Again:
                     break
                 try:
-                    reply = decode_ingest_reply(raw)
+                    replies = decode_ingest_replies(raw)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
-                token = reply.first_producer_seq
-                if token not in self._pending:
-                    if not reply.ok and reply.record_index == -1 and token == 0:
-                        out.append(reply)  # a frame-level error (garbage) has no producer seqs
-                    continue
-                if reply.ok or reply.code not in RETRYABLE_CODES:
-                    del self._pending[token]
-                out.append(reply)
+                pending = self._pending
+                for reply in replies:  # one message answers this producer's frames of a drain
+                    token = reply.first_producer_seq
+                    if token not in pending:
+                        if not reply.ok and reply.record_index == -1 and token == 0:
+                            out.append(reply)  # a frame-level error (garbage) has no producer seqs
+                        continue
+                    if reply.ok or reply.code not in RETRYABLE_CODES:
+                        del pending[token]
+                    out.append(reply)
         self._resend_overdue()
         return out
 

@@ -4,7 +4,7 @@ One thread, one ``zmq.Poller`` over the ingest ROUTER and the replay ROUTER. Eac
 drains up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
 stamps the accepted ones as one batch, appends that batch to the journal as ONE stamped
 frame, publishes the same bytes, updates the HWM file and acknowledges every ingest frame
-with its seq range. Nothing is published before :meth:`Journal.append` returned; after a
+with its seq range: one reply message per producer per drain (an array of ``IngestReply``). Nothing is published before :meth:`Journal.append` returned; after a
 journal ``OSError`` the service stops acknowledging and publishing (and stops heartbeating,
 so gates fail closed on a stale HWM) but keeps answering status and replay.
 """
@@ -19,43 +19,38 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-import xxhash
 import zmq
 
 from sequencer.codes import ResultCode
 from sequencer.config import SequencerConfig
 from sequencer.dedup import DedupTable
 from sequencer.hwm_file import HwmFileWriter
-from sequencer.ingest import Masks, check_ingest_frame, describe_error, validate_frames
+from sequencer.ingest import Masks, check_ingest_frame, describe_error, validate_drain
 from sequencer.journal import Journal
 from sequencer.log import get_logger
-from sequencer.messages import IngestReply, StatusReply, encode
+from sequencer.messages import IngestReply, StatusReply
 from sequencer.protocol import (
     HEADER_SIZE,
-    MAGIC,
     PROTOCOL_VERSION,
     RECORD_DTYPE,
     RECORD_SIZE,
     FrameError,
     HEARTBEAT_MAGIC,
-    FrameType,
 )
 from sequencer.registry import Registry, default_registry
 from sequencer.replay_server import ReplayServer
 from sequencer.service_stats import ServiceStats
+from sequencer.stamp import stamp_frame
 
 __all__ = ["Sequencer", "PUBLISH_SNDHWM", "hwm_file_path"]
 
 PUBLISH_SNDHWM = 10_000
-_HEADER = struct.Struct("<4sHBBQIIq")
-_CHECKSUM = struct.Struct("<Q")
-_STAMPED = int(FrameType.STAMPED)
 _PSEQ = struct.Struct("<q")
-_ZERO_HEADER = bytes(HEADER_SIZE)
 # Same bytes as protocol.encode_heartbeat (checked by a test), without numpy per beat.
 _HEARTBEAT = struct.Struct("<4sHHI4xqq")
-assert RECORD_DTYPE.fields["seq"][1] == 0 and RECORD_DTYPE.fields["ts_ns"][1] == 8  # int64 row columns 0, 1
 _NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 _RCVMORE = int(zmq.RCVMORE)
 _SNDMORE = int(zmq.SNDMORE)
 # The Cython send, without the Python wrapper of zmq.Socket.send (half the cost per call);
@@ -73,8 +68,8 @@ def hwm_file_path(config: SequencerConfig, journal_dir: Path) -> Path | None:
     return Path(config.hwm_file) if config.hwm_file else journal_dir / "hwm"
 
 
-def _error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> bytes:
-    return encode(IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message))
+def _error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
+    return IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message)
 
 
 class Sequencer:
@@ -140,7 +135,8 @@ class Sequencer:
         self.replay = ReplayServer(replay_sock, self.journal, lambda: self.hwm, lambda: self.epoch,
                                    self.status, self._count_error, self._log)
         # Compile (or load from the numba cache) before serving, not on the first frame.
-        validate_frames(np.zeros(1, RECORD_DTYPE), np.array([0, 1], np.int64), self._masks)
+        validate_drain(bytearray(HEADER_SIZE + RECORD_SIZE), np.array([0, 1], np.int64), 1, self._masks)
+        stamp_frame(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 1, 0, 1, np.zeros(256, np.int64))
         self._started_at = time.monotonic()
         self._log.info(
             "sequencer started: ingest=%s publish=%s hwm=%s replay=%s journal=%s durability=%s resume_seq=%d",
@@ -178,18 +174,21 @@ class Sequencer:
         poller.register(self.replay.sock, zmq.POLLIN)
         interval = int(self.config.heartbeat_ms * 1e6)
         next_hb = 0
+        timeout = 0
         try:
             while not stop.is_set():
-                now = time.monotonic_ns()
-                if now >= next_hb:
-                    self._heartbeat()
-                    next_hb = now + interval
-                events = poller.poll(max(0, math.ceil((next_hb - now) / 1e6)))
-                for sock, _ in events:
+                # poll returns as soon as a frame arrives; the timeout only paces heartbeats.
+                for sock, _ in poller.poll(timeout):
                     if sock is self._ingest:
                         self._drain_ingest()
                     else:
                         self.replay.drain()
+                # After the data: a due heartbeat never delays a drain's publish.
+                now = time.monotonic_ns()
+                if now >= next_hb:
+                    self._heartbeat()
+                    next_hb = now + interval
+                timeout = max(0, math.ceil((next_hb - now) / 1e6))
         finally:
             self._shutdown()
         return 0
@@ -239,13 +238,27 @@ class Sequencer:
         sock = self._ingest
         recv = sock.recv
         limit = self.config.max_batch_records
-        frames: list[tuple[bytes, memoryview, int]] = []
+        # Replies of this drain per producer identity, in arrival order: one reply message per
+        # producer per drain (a msgpack array of IngestReply). A valid frame's slot is filled
+        # after the batch is journaled and published.
+        out: dict[bytes, list] = {}
+        frames: list[tuple[list, int, memoryview, int]] = []
+        starts = [0]
         nrec = 0
+        nmsg = 0
         while nrec < limit:
+            if nmsg == 1 and not sock.getsockopt(_EVENTS) & _POLLIN:
+                # Most drains at moderate rates hold one frame: asking the socket is about half
+                # the cost of the zmq.Again exception that ends a drain otherwise.
+                break
             try:
                 ident = recv(_NOBLOCK)
             except zmq.Again:
                 break
+            nmsg += 1
+            slots = out.get(ident)
+            if slots is None:
+                slots = out[ident] = []
             # A ROUTER message is delivered whole: the parts after the identity are there.
             # copy=False: zero-copy payload, and Frame.more is far cheaper than getsockopt.
             part = recv(_NOBLOCK, copy=False)
@@ -254,61 +267,63 @@ class Sequencer:
                 while part.more:
                     part = recv(_NOBLOCK, copy=False)
                     extra += 1
-                self._reject(ident, ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}")
+                slots.append(self._reject(ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}"))
                 continue
             buf = part.buffer
             try:
                 count = check_ingest_frame(buf)
             except FrameError as exc:
-                self._reject(ident, exc.code, exc.message)
+                slots.append(self._reject(exc.code, exc.message))
                 continue
             if self.journal_failed:
                 p0 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET)[0]
                 p1 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET + (count - 1) * RECORD_SIZE)[0]
                 self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-                self._send_reply(ident, _error_reply(
+                slots.append(_error_reply(
                     ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
                     p0, p1, -1, self.epoch))
                 continue
-            frames.append((ident, buf, count))
+            frames.append((slots, len(slots), buf, count))
+            slots.append(None)
             nrec += count
+            starts.append(nrec)
         if frames:
-            self._process(frames, nrec)
+            self._process(frames, starts, nrec)
+        enc = _reply_encoder.encode
+        for ident, slots in out.items():
+            _base_send(sock, ident, _SNDMORE)
+            _base_send(sock, enc(slots))
 
-    def _send_reply(self, ident: bytes, reply: bytes) -> None:
-        _base_send(self._ingest, ident, _SNDMORE)
-        _base_send(self._ingest, reply)
-
-    def _reject(self, ident: bytes, code: ResultCode, message: str) -> None:
+    def _reject(self, code: ResultCode, message: str) -> IngestReply:
         self._count_error(code)
-        self._send_reply(ident, _error_reply(code, message, epoch=self.epoch))
+        return _error_reply(code, message, epoch=self.epoch)
 
-    def _process(self, frames: list[tuple[bytes, memoryview, int]], nrec: int) -> None:
+    def _process(self, frames: list[tuple[list, int, memoryview, int]], starts_list: list[int], nrec: int) -> None:
+        """Validate, deduplicate and commit the drained frames; fill each frame's reply slot."""
         nframes = len(frames)
-        buf = bytearray().join([_ZERO_HEADER, *[b[HEADER_SIZE:] for _, b, _ in frames]])
-        starts = np.zeros(nframes + 1, np.int64)
-        np.cumsum([c for _, _, c in frames], out=starts[1:])
-        recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
-        bad_index, bad_code, bad_field = validate_frames(recs, starts, self._masks)
-        heads, tails = starts[:-1], starts[1:] - 1
-        prods = recs["producer"][heads].tolist()
-        p0s = recs["producer_seq"][heads].tolist()
-        p1s = recs["producer_seq"][tails].tolist()
-        bad = bad_index.tolist()
-        lo_list = heads.tolist()
-        replies: list[bytes | None] = [None] * nframes
+        if nframes == 1:
+            buf = bytearray(frames[0][2])  # its ingest header is overwritten by the stamp
+        else:
+            # The first frame's ingest header is the room for the stamped header.
+            bufs = [b for _, _, b, _ in frames]
+            buf = bytearray().join([bufs[0], *[b[HEADER_SIZE:] for b in bufs[1:]]])
+        starts = np.array(starts_list, np.int64)
+        info = validate_drain(buf, starts, nrec, self._masks).tolist()
+        replies: list = [None] * nframes
         accepted: list[int] = []
         pending: dict[int, int] = {}
         dedup = self.dedup
+        recs = None
         for f in range(nframes):
-            producer, p0, p1 = prods[f], p0s[f], p1s[f]
-            if bad[f] >= 0:
-                code = ResultCode(int(bad_code[f]))
-                lo = lo_list[f]
-                msg = describe_error(recs[lo:lo + frames[f][2]], bad[f], int(code), int(bad_field[f]))
-                self._count_error(code)
+            bad, code, field, producer, p0, p1 = info[f]
+            if bad >= 0:
+                if recs is None:
+                    recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
+                lo = starts_list[f]
+                msg = describe_error(recs[lo:lo + frames[f][3]], bad, code, field)
+                self._count_error(ResultCode(code))
                 self._producer_stats(producer)[3] += 1
-                replies[f] = _error_reply(code, msg, p0, p1, bad[f], self.epoch)
+                replies[f] = _error_reply(ResultCode(code), msg, p0, p1, bad, self.epoch)
                 continue
             last = pending.get(producer)
             if last is None:
@@ -317,19 +332,20 @@ class Sequencer:
                 accepted.append(f)
                 pending[producer] = p1
                 continue
-            replies[f] = self._old_frame(recs, lo_list[f], frames[f][2], producer, p0, p1, last)
+            if recs is None:
+                recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
+            replies[f] = self._old_frame(recs, starts_list[f], frames[f][3], producer, p0, p1, last)
         if accepted:
-            if not self._commit(buf, recs, frames, starts, accepted, len(accepted) == nframes, replies, p0s, p1s, prods):
+            if not self._commit(buf, frames, starts, accepted, info, replies):
                 for f in accepted:
                     replies[f] = _error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed; frame not stamped",
-                                              p0s[f], p1s[f], -1, self.epoch)
+                                              info[f][4], info[f][5], -1, self.epoch)
                     self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-        sock = self._ingest
         for f in range(nframes):
-            _base_send(sock, frames[f][0], _SNDMORE)
-            _base_send(sock, replies[f])
+            slots, pos, _, _ = frames[f]
+            slots[pos] = replies[f]
 
-    def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> bytes:
+    def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> IngestReply | tuple:
         """Reply to a frame whose first producer seq is not above the producer's last one."""
         st = self._producer_stats(producer)
         if p1 > last:
@@ -347,32 +363,26 @@ class Sequencer:
                                 "and were never stamped", p0, p1, 0, self.epoch)
         st[2] += 1
         first_seq, last_seq, epoch = found
-        return _reply_encoder.encode((True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, ""))
+        return (True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, "")
 
-    def _commit(self, buf: bytearray, recs: np.ndarray, frames: list, starts: np.ndarray, accepted: list[int],
-                everything: bool, replies: list, p0s: list, p1s: list, prods: list) -> bool:
+    def _commit(self, buf: bytearray, frames: list, starts: np.ndarray, accepted: list[int], info: list,
+                replies: list) -> bool:
         """Stamp, journal and publish the accepted frames as one batch; fill their replies."""
-        counts = [frames[f][2] for f in accepted]
-        if everything:
-            out, stamped = buf, recs
+        if len(accepted) == len(frames):
+            out = buf
+            n = (len(buf) - HEADER_SIZE) // RECORD_SIZE
         else:
-            n = sum(counts)
-            out = bytearray(HEADER_SIZE + n * RECORD_SIZE)
-            stamped = np.frombuffer(out, RECORD_DTYPE, count=n, offset=HEADER_SIZE)
             keep = np.zeros(len(frames), np.bool_)
             keep[accepted] = True
-            stamped[:] = recs[np.repeat(keep, np.diff(starts))]
-        n = len(stamped)
+            rows = np.frombuffer(buf, np.uint8, offset=HEADER_SIZE).reshape(-1, RECORD_SIZE)
+            picked = rows[np.repeat(keep, np.diff(starts))]
+            n = len(picked)
+            out = bytearray(HEADER_SIZE + n * RECORD_SIZE)
+            out[HEADER_SIZE:] = picked.tobytes()
         first = self.next_seq
         epoch = self.epoch
         ts = time.time_ns()
-        # Through the int64 view of the rows: numpy structured-field assignment is far slower.
-        rows = np.frombuffer(out, np.int64, count=n * (RECORD_SIZE // 8), offset=HEADER_SIZE).reshape(n, -1)
-        rows[:, 0] = np.arange(first, first + n, dtype=np.int64)
-        rows[:, 1] = ts
-        stamped["epoch"] = epoch
-        _HEADER.pack_into(out, 0, MAGIC, PROTOCOL_VERSION, _STAMPED, 0, 0, epoch, n, first)
-        _CHECKSUM.pack_into(out, 8, xxhash.xxh3_64_intdigest(memoryview(out)[16:]))
+        stamp_frame(out, n, first, ts, epoch, self.stats.kind_counts)
         assert self.journal is not None
         try:
             self.journal.append(out, first, n, epoch)
@@ -382,32 +392,53 @@ class Sequencer:
             return False
         self.next_seq = first + n
         self.hwm = first + n - 1
+        # Publish right after the journal write: nothing waits for a batch to fill.
         try:
-            self._publish.send(out, zmq.NOBLOCK, copy=len(out) < _ZERO_COPY_BYTES)
+            if len(out) < _ZERO_COPY_BYTES:
+                _base_send(self._publish, out, _NOBLOCK)
+            else:
+                _base_send(self._publish, out, _NOBLOCK, False)
         except zmq.Again:
             pass  # subscribers recover the frame through replay
         if self._hwm_writer is not None:
             self._hwm_writer.write(epoch, self.hwm, ts)
-        self.stats.add_records(stamped)
-        seq = first
-        enc = _reply_encoder.encode
-        pseq_col = stamped["producer_seq"]
-        pos = 0
+        self._acknowledge(out, frames, accepted, info, replies, first, epoch)
+        return True
+
+    def _acknowledge(self, out: bytearray, frames: list, accepted: list[int], info: list, replies: list,
+                     seq: int, epoch: int) -> None:
+        """Record the stamped frames in the dedup table and the counters; fill their replies."""
         dedup = self.dedup
-        for f, c in zip(accepted, counts):
-            producer = prods[f]
-            p0 = p0s[f]
-            if p1s[f] - p0 == c - 1:  # contiguous producer seqs: one run, no numpy
-                dedup.add_run(producer, p0, seq, c, epoch)
+        # Consecutive frames of one producer with contiguous producer seqs are one dedup run.
+        run_prod = run_p0 = run_seq = run_len = 0
+        st_prod, st = -1, None
+        pos = 0
+        for f in accepted:
+            c = frames[f][3]
+            producer, p0, p1 = info[f][3], info[f][4], info[f][5]
+            if p1 - p0 == c - 1:
+                if run_len and producer == run_prod and p0 == run_p0 + run_len:
+                    run_len += c
+                else:
+                    if run_len:
+                        dedup.add_run(run_prod, run_p0, run_seq, run_len, epoch)
+                    run_prod, run_p0, run_seq, run_len = producer, p0, seq, c
             else:
-                dedup.add(producer, pseq_col[pos:pos + c], seq, epoch)
-            st = self._producer_stats(producer)
+                if run_len:
+                    dedup.add_run(run_prod, run_p0, run_seq, run_len, epoch)
+                    run_len = 0
+                pseqs = np.frombuffer(out, RECORD_DTYPE, count=c, offset=HEADER_SIZE + pos * RECORD_SIZE)["producer_seq"]
+                dedup.add(producer, pseqs, seq, epoch)
+            if producer != st_prod:
+                st_prod, st = producer, self._producer_stats(producer)
             st[0] += 1
             st[1] += c
-            replies[f] = enc((True, 0, "OK", p0s[f], p1s[f], epoch, seq, seq + c - 1, False, -1, ""))
+            # The array form of IngestReply (array_like): encoded with the drain's other replies.
+            replies[f] = (True, 0, "OK", p0, p1, epoch, seq, seq + c - 1, False, -1, "")
             seq += c
             pos += c
-        return True
+        if run_len:
+            dedup.add_run(run_prod, run_p0, run_seq, run_len, epoch)
 
     # ----------------------------------------------------------------- status
     def status(self, consumers: list) -> StatusReply:

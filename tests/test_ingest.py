@@ -13,6 +13,7 @@ from sequencer.ingest import (
     Masks,
     check_ingest_frame,
     describe_error,
+    validate_drain,
     validate_frames,
     validate_records,
 )
@@ -56,6 +57,25 @@ def frames(draw):
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(recs) - 1)), max_size=5))))
     starts = np.array([0, *[c for c in cuts if 0 < c < len(recs)], len(recs)], np.int64)
     return recs, starts
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames())
+def test_validate_drain_when_random_records_in_raw_bytes_then_reference_codes_and_frame_keys(case):
+    from sequencer.protocol import HEADER_SIZE
+
+    recs, starts = case
+    buf = bytearray(HEADER_SIZE) + recs.tobytes()
+    got = validate_drain(buf, starts, len(recs), MASKS)
+    want = validate_frames_py(recs, starts, MASKS)
+    assert got.shape == (len(starts) - 1, 6)
+    for col, w in enumerate(want):
+        np.testing.assert_array_equal(got[:, col], w)
+    heads, tails = starts[:-1], starts[1:] - 1
+    np.testing.assert_array_equal(got[:, 3], recs["producer"][heads])
+    np.testing.assert_array_equal(got[:, 4], recs["producer_seq"][heads])
+    np.testing.assert_array_equal(got[:, 5], recs["producer_seq"][tails])
+    assert bytes(buf[HEADER_SIZE:]) == recs.tobytes()  # validation never writes
 
 
 @settings(max_examples=300, deadline=None)

@@ -183,12 +183,12 @@ GARBAGE = [
 ]
 
 
-def _valid_ingest(kind: int = int(Kind.PRICE), pseq: int = 1) -> bytes:
+def _valid_ingest(kind: int = int(Kind.PRICE), pseq: int = 1, producer: int = 42) -> bytes:
     from sequencer.protocol import FrameType, encode_frame
 
     r = prices(1)
     r["kind"] = kind
-    r["producer"] = 42
+    r["producer"] = producer
     r["producer_seq"] = pseq
     return encode_frame(r, frame_type=FrameType.INGEST)
 
@@ -266,6 +266,56 @@ def test_ingest_when_fuzzed_raw_bytes_then_every_frame_answered_and_nothing_bad_
         sock.close()
     recs = journal_records(seq.journal)
     assert recs["seq"].tolist() == list(range(1, len(recs) + 1))
+
+
+def test_ingest_when_many_frames_sent_at_once_then_each_answered_once_in_order_in_reply_arrays(tmp_path):
+    from sequencer.messages import decode_ingest_replies
+
+    ctx = zmq.Context.instance()
+    # 300 frames sent back to back (the sequencer drains many at once): good ones, a bad
+    # record, garbage, and a duplicate of an earlier frame, from two producers.
+    sent = []  # (producer socket index, expected ok, first producer seq)
+    with running_sequencer(tmp_path) as seq:
+        socks = []
+        for _ in range(2):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(seq.ingest)
+            socks.append(s)
+        time.sleep(0.2)
+        pseq = [1, 1]
+        for i in range(300):
+            k = i % 2
+            if i % 37 == 5:
+                socks[k].send(b"garbage")
+                sent.append((k, False, 0))
+                continue
+            kind = 99 if i % 41 == 7 else int(Kind.PRICE)
+            socks[k].send(_valid_ingest(pseq=pseq[k], kind=kind, producer=42 + k))
+            sent.append((k, kind != 99, pseq[k]))
+            pseq[k] += 1
+        socks[0].send(_valid_ingest(pseq=1, producer=42))  # a resend of producer 42's first frame
+        sent.append((0, True, 1))
+        got: list[list] = [[], []]
+        for k in range(2):
+            want = sum(1 for s_, _, _ in sent if s_ == k)
+            messages = 0
+            while len(got[k]) < want:
+                assert socks[k].poll(5000), f"producer {k}: {len(got[k])} of {want} replies"
+                got[k].extend(decode_ingest_replies(socks[k].recv()))
+                messages += 1
+            assert len(got[k]) == want and messages <= want
+            assert not socks[k].poll(200), "more replies than frames"
+        for k in range(2):
+            mine = [(ok, p) for s_, ok, p in sent if s_ == k]
+            assert [(r.ok, r.first_producer_seq) for r in got[k]] == mine
+        dup = got[0][-1]
+        assert dup.duplicate and dup.first_seq == got[0][0].first_seq
+        seqs = sorted(r.first_seq for k in range(2) for r in got[k] if r.ok and not r.duplicate)
+        assert seqs == list(range(1, len(seqs) + 1))
+        for s in socks:
+            s.close()
+    assert journal_records(seq.journal)["seq"].tolist() == seqs
 
 
 def test_replay_when_late_joiner_then_whole_range_in_bounded_single_epoch_chunks(tmp_path):

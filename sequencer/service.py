@@ -334,6 +334,10 @@ class Sequencer:
                 continue
             if recs is None:
                 recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
+            if self._late_frame(recs, starts_list[f], frames[f][3], producer, p0, p1, accepted, info):
+                accepted.append(f)
+                pending[producer] = max(last, p1)
+                continue
             replies[f] = self._old_frame(recs, starts_list[f], frames[f][3], producer, p0, p1, last)
         if accepted:
             if not self._commit(buf, frames, starts, accepted, info, replies):
@@ -345,8 +349,19 @@ class Sequencer:
             slots, pos, _, _ = frames[f]
             slots[pos] = replies[f]
 
+    def _late_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int,
+                    accepted: list[int], info: list) -> bool:
+        """Whether a frame below the producer's highest stamped seq was never stamped, so it is
+        new: a frame lost in a crash and resent after newer ones were stamped. A frame that
+        overlaps one accepted earlier in this drain (a resend racing its original) is not."""
+        for g in accepted:
+            if info[g][3] == producer and info[g][4] <= p1 and p0 <= info[g][5]:
+                return False
+        return not self.dedup.stamped_any(producer, recs["producer_seq"][lo:lo + count])
+
     def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> IngestReply | tuple:
-        """Reply to a frame whose first producer seq is not above the producer's last one."""
+        """Reply to a frame below the producer's last stamped seq that is not new: the original
+        seqs when it was stamped whole before, else an error naming why."""
         st = self._producer_stats(producer)
         if p1 > last:
             st[3] += 1
@@ -354,13 +369,21 @@ class Sequencer:
             return _error_reply(ResultCode.PARTIAL_DUPLICATE,
                                 f"producer seqs {p0}..{p1} overlap the last stamped {last}: "
                                 "resend whole frames, or only new producer seqs", p0, p1, -1, self.epoch)
-        found = self.dedup.lookup(producer, recs["producer_seq"][lo:lo + count])
+        pseqs = recs["producer_seq"][lo:lo + count]
+        found = self.dedup.lookup(producer, pseqs)
         if found is None:
             st[3] += 1
+            if self.dedup.stamped_any(producer, pseqs):
+                self._count_error(ResultCode.PARTIAL_DUPLICATE)
+                return _error_reply(ResultCode.PARTIAL_DUPLICATE,
+                                    f"producer seqs {p0}..{p1} were partly stamped before: "
+                                    "resend whole frames as first sent", p0, p1, -1, self.epoch)
+            # Not stamped yet, but overlapping a frame accepted earlier in this drain: a resend
+            # racing its first copy, whose ack stands.
             self._count_error(ResultCode.PRODUCER_SEQ_NOT_INCREASING)
             return _error_reply(ResultCode.PRODUCER_SEQ_NOT_INCREASING,
-                                f"producer seqs {p0}..{p1} are not above the last stamped {last} "
-                                "and were never stamped", p0, p1, 0, self.epoch)
+                                f"producer seqs {p0}..{p1} are being stamped from an earlier frame "
+                                "of this batch; its ack stands", p0, p1, 0, self.epoch)
         st[2] += 1
         first_seq, last_seq, epoch = found
         return (True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, "")

@@ -193,13 +193,6 @@ class VenueSim:
         return {self.registry.instrument(i).symbol: self.registry.instrument(i).price_str(p) for i, p in self.px.items()}
 
 
-def _unstamped(records: np.ndarray) -> np.ndarray:
-    out = records.copy()
-    out["producer"] = 0
-    out["producer_seq"] = 0
-    return out
-
-
 def _records(rows: list[dict[str, Any]]) -> np.ndarray:
     recs = empty_records(len(rows))
     for n, row in enumerate(rows):
@@ -238,8 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = Subscriber(publish=args.publish, hwm=args.hwm, replay=args.replay, fold=fold, hwm_file=args.hwm_file, name=args.name)
     producer = Producer(ingest=args.ingest, name=args.name)
     stats = StatsPusher(args.stats)
-    sent: dict[int, np.ndarray] = {}
-    resent = 0
     price_every = cfg.price_interval_ms / 1000.0
     next_price = time.monotonic()
     log.info("venue started", extra={"seq": 0})
@@ -256,17 +247,13 @@ def main(argv: list[str] | None = None) -> int:
                 next_price = max(next_price + price_every, now)
             out = np.concatenate(batches) if len(batches) > 1 else batches[0]
             if len(out):
-                sent[producer.submit(out)] = out
+                producer.submit(out)
             for reply in producer.poll(0):
-                recs = sent.pop(reply.first_producer_seq, None)
                 if reply.ok:
                     continue
-                if reply.code == _NOT_INCREASING and recs is not None:
-                    # A frame lost in a sequencer crash, overtaken by newer frames after the
-                    # restart: the sequencer says it was never stamped, so send it again
-                    # under new producer seqs (late, but not lost).
-                    resent += 1
-                    sent[producer.submit(_unstamped(recs))] = recs
+                if reply.code == _NOT_INCREASING:
+                    # A resend that raced its original in one sequencer batch: the original's
+                    # ack stands (a frame lost in a crash is accepted late on resend).
                     continue
                 log.error("ingest refused a venue frame: %s %s", reply.code_name, reply.message)
             if stats.due():
@@ -281,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.002)
         producer.flush(2.0)
     finally:
-        log.info("venue stopping: %d frames sent again after a sequencer restart", resent, extra={"seq": sub.applied_seq})
+        log.info("venue stopping", extra={"seq": sub.applied_seq})
         stats.close()
         producer.close()
         sub.close()

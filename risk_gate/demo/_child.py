@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import os
 import signal
 import threading
 
-__all__ = ["StopFlag"]
+__all__ = ["StopFlag", "child_arguments"]
 
 
 class StopFlag:
@@ -30,3 +32,18 @@ class StopFlag:
             # Reparented: the orchestrator died without stopping us.
             self.event.set()
         return self.event.is_set()
+
+
+def child_arguments(module: str, description: str | None, default_name: str, argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line every demo child process (strategy, venue) takes."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    for ep in ("ingest", "publish", "hwm", "replay"):
+        p.add_argument(f"--{ep}", required=True)
+    p.add_argument("--hwm-file", default=None)
+    p.add_argument("--config", default=None)
+    p.add_argument("--stats", default=None, help="orchestrator's stats endpoint (PUSH)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--name", default=default_name)
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-json", action="store_true")
+    return p.parse_args(argv)

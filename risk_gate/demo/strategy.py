@@ -11,7 +11,6 @@ every one; approvals and refusals reach the journal through the gate's own produ
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -19,7 +18,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from risk_gate.demo._child import StopFlag
+from risk_gate.demo._child import StopFlag, child_arguments
 from risk_gate.demo.config import DemoConfig, load_demo_config
 from risk_gate.demo.stats import GateStats, PositionRow, StatsPusher
 from sequencer.registry import Registry
@@ -115,17 +114,7 @@ def _make_order(fields: dict[str, Any]) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Send orders through the gate until SIGTERM/SIGINT (or until the orchestrator is gone)."""
-    p = argparse.ArgumentParser(prog="python -m risk_gate.demo.strategy", description=__doc__)
-    for ep in ("ingest", "publish", "hwm", "replay"):
-        p.add_argument(f"--{ep}", required=True)
-    p.add_argument("--hwm-file", default=None)
-    p.add_argument("--config", default=None)
-    p.add_argument("--stats", default=None)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--name", default="gate")
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--log-json", action="store_true")
-    args = p.parse_args(argv)
+    args = child_arguments("risk_gate.demo.strategy", __doc__, "gate", argv)
 
     from risk_gate import Gate
     from sequencer.config import load_document, load_registry

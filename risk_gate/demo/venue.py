@@ -10,7 +10,6 @@ the registry. It is an ordinary producer: everything it says goes through the se
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import os
 import random
@@ -20,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from risk_gate.demo._child import StopFlag
+from risk_gate.demo._child import StopFlag, child_arguments
 from risk_gate.demo.config import DemoConfig, load_demo_config
 from risk_gate.demo.stats import StatsPusher, VenueStats
 from sequencer.codes import ResultCode
@@ -203,17 +202,7 @@ def _records(rows: list[dict[str, Any]]) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the venue until SIGTERM/SIGINT (or until the orchestrator is gone)."""
-    p = argparse.ArgumentParser(prog="python -m risk_gate.demo.venue", description=__doc__)
-    for ep in ("ingest", "publish", "hwm", "replay"):
-        p.add_argument(f"--{ep}", required=True)
-    p.add_argument("--hwm-file", default=None)
-    p.add_argument("--config", default=None)
-    p.add_argument("--stats", default=None, help="orchestrator's stats endpoint (PUSH)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--name", default="sim-venue")
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--log-json", action="store_true")
-    args = p.parse_args(argv)
+    args = child_arguments("risk_gate.demo.venue", __doc__, "sim-venue", argv)
 
     from consumers.subscriber import Subscriber
     from sequencer.config import load_document, load_registry

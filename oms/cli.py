@@ -74,16 +74,19 @@ def replay_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The text form of :meth:`oms.Oms.to_report`."""
-    lines = [f"seq {report['seq']}"]
-    ts = report["trading_states"]
-    lines.append(
+def format_trading_states(ts: dict[str, Any]) -> str:
+    """One text line for the ``trading_states`` part of a replay report or gate view."""
+    return (
         f"trading states: all={ts['all']}; accounts: "
         + ", ".join(f"{k}={v}" for k, v in ts["accounts"].items())
         + "; instruments: "
         + ", ".join(f"{k}={v}" for k, v in ts["instruments"].items())
     )
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The text form of :meth:`oms.Oms.to_report`."""
+    lines = [f"seq {report['seq']}", format_trading_states(report["trading_states"])]
     lines.append(f"positions ({len(report['positions'])}):")
     for p in report["positions"]:
         venues = " ".join(f"{k}={v}" for k, v in p["venues"].items())

@@ -104,6 +104,16 @@ def test_replay_text_when_small_journal_then_lists_positions_orders_anomalies(tm
     assert "duplicate_trade_id" in out and "unknown_order_fill" in out
 
 
+def test_replay_text_when_gate_component_then_same_trading_states_line_as_oms(tmp_path, capsys):
+    write_journal(tmp_path / "j", build(SMALL))
+    _, oms_out, _ = run_replay(capsys, tmp_path / "j")
+    code, gate_out, _ = run_replay(capsys, tmp_path / "j", "--component", "gate")
+    assert code == 0 and gate_out.startswith("gate view at seq 10\n")
+    oms_line = oms_out.splitlines()[1]
+    assert oms_line.startswith("trading states: all=") and "acct-2=halted" in oms_line
+    assert gate_out.splitlines()[1] == oms_line
+
+
 def test_replay_when_directory_missing_then_exit_1_with_message(tmp_path, capsys):
     code, out, err = run_replay(capsys, tmp_path / "nope")
     assert code == 1 and out == "" and "no such journal directory" in err

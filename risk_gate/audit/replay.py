@@ -245,14 +245,9 @@ def _reservations(dec: Any, seq: int, oms: Any, registry: Any) -> list[dict[str,
 
 def format_gate_view(v: dict[str, Any]) -> str:
     """Text form of :func:`gate_view`."""
-    lines = [f"gate view at seq {v['seq']}"]
-    ts = v["trading_states"]
-    lines.append(
-        f"trading states: all={ts['all']}; accounts: "
-        + ", ".join(f"{k}={s}" for k, s in ts["accounts"].items())
-        + "; instruments: "
-        + ", ".join(f"{k}={s}" for k, s in ts["instruments"].items())
-    )
+    from oms.cli import format_trading_states
+
+    lines = [f"gate view at seq {v['seq']}", format_trading_states(v["trading_states"])]
     lines.append(f"positions and worst case ({len(v['positions'])}):")
     for p in v["positions"]:
         lines.append(

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, NamedTuple
 
 import os
 import signal
 import threading
 
-__all__ = ["StopFlag", "child_arguments"]
+__all__ = ["StopFlag", "ChildStart", "child_arguments", "start_child"]
 
 
 class StopFlag:
@@ -47,3 +48,26 @@ def child_arguments(module: str, description: str | None, default_name: str, arg
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-json", action="store_true")
     return p.parse_args(argv)
+
+
+class ChildStart(NamedTuple):
+    """What every demo child process starts with."""
+
+    args: argparse.Namespace
+    log: Any
+    stop: StopFlag
+    registry: Any
+    cfg: Any
+
+
+def start_child(module: str, description: str | None, default_name: str, component: str,
+                argv: list[str] | None) -> ChildStart:
+    """Parse the command line, set up logging and the stop flag, load the registry and demo config."""
+    from risk_gate.demo.config import load_demo_config
+    from sequencer.config import load_document, load_registry
+    from sequencer.log import get_logger, setup_logging
+
+    args = child_arguments(module, description, default_name, argv)
+    setup_logging(args.log_json, args.log_level)
+    doc = load_document(args.config)
+    return ChildStart(args, get_logger(component), StopFlag(), load_registry(doc), load_demo_config(doc))

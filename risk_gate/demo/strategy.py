@@ -18,8 +18,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from risk_gate.demo._child import StopFlag, child_arguments
-from risk_gate.demo.config import DemoConfig, load_demo_config
+from risk_gate.demo._child import start_child
+from risk_gate.demo.config import DemoConfig
 from risk_gate.demo.stats import GateStats, PositionRow, StatsPusher
 from sequencer.registry import Registry
 
@@ -114,18 +114,10 @@ def _make_order(fields: dict[str, Any]) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Send orders through the gate until SIGTERM/SIGINT (or until the orchestrator is gone)."""
-    args = child_arguments("risk_gate.demo.strategy", __doc__, "gate", argv)
+    args, log, stop, registry, cfg = start_child("risk_gate.demo.strategy", __doc__, "gate", "strategy", argv)
 
     from risk_gate import Gate
-    from sequencer.config import load_document, load_registry
-    from sequencer.log import get_logger, setup_logging
 
-    setup_logging(args.log_json, args.log_level)
-    log = get_logger("strategy")
-    stop = StopFlag()
-    doc = load_document(args.config)
-    registry = load_registry(doc)
-    cfg = load_demo_config(doc)
     accounts = sorted(registry.accounts, key=registry.accounts.get)
     venues = sorted(registry.venues, key=registry.venues.get)
     gate = Gate.from_config(

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from risk_gate.demo._child import StopFlag, child_arguments
-from risk_gate.demo.config import DemoConfig, load_demo_config
+from risk_gate.demo._child import start_child
+from risk_gate.demo.config import DemoConfig
 from risk_gate.demo.stats import StatsPusher, VenueStats
 from sequencer.codes import ResultCode
 from sequencer.protocol import Kind, empty_records
@@ -202,19 +202,11 @@ def _records(rows: list[dict[str, Any]]) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the venue until SIGTERM/SIGINT (or until the orchestrator is gone)."""
-    args = child_arguments("risk_gate.demo.venue", __doc__, "sim-venue", argv)
+    args, log, stop, registry, cfg = start_child("risk_gate.demo.venue", __doc__, "sim-venue", "venue", argv)
 
     from consumers.subscriber import Subscriber
-    from sequencer.config import load_document, load_registry
-    from sequencer.log import get_logger, setup_logging
     from sequencer.producer import Producer
 
-    setup_logging(args.log_json, args.log_level)
-    log = get_logger("venue")
-    stop = StopFlag()
-    doc = load_document(args.config)
-    registry = load_registry(doc)
-    cfg = load_demo_config(doc)
     sim = VenueSim(registry, cfg, args.seed)
     fold = VenueFold()
     sub = Subscriber(publish=args.publish, hwm=args.hwm, replay=args.replay, fold=fold, hwm_file=args.hwm_file, name=args.name)

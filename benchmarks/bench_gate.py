@@ -60,7 +60,7 @@ def _records(kind: int, n: int, first_seq: int, **fields: Any) -> np.ndarray:
     return r
 
 
-def _gate(ctx: Any, publish: bool, open_orders: int = 0):
+def _gate(ctx: Any, publish: bool, open_orders: int = 0, kernel: bool = True):
     import zmq
 
     from risk_gate import Gate, GateConfig
@@ -80,7 +80,7 @@ def _gate(ctx: Any, publish: bool, open_orders: int = 0):
         sink.setsockopt(zmq.LINGER, 0)
         sink.bind(ep)
         producer = Producer(ep, name="bench-gate", resend_timeout_s=3600, max_pending=10**7)
-    gate = Gate(limits=cfg, subscriber=sub, producer=producer, publish_approvals=publish, publish_refusals=publish)
+    gate = Gate(limits=cfg, subscriber=sub, producer=producer, publish_approvals=publish, publish_refusals=publish, kernel=kernel)
     sub.fold = gate.fold
     seq = 1
     gate.fold.apply(_records(int(Kind.PRICE), 1, seq, instrument=1, price=PX))
@@ -180,11 +180,11 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     floor_rows = {r["name"].rsplit("_", 1)[-1]: r for r in floor_all if r["name"].startswith("python_4limit_check_latency_")}
     oid = 1
 
-    def series(name: str, publish: bool, open_orders: int, note: str, decimal: bool = False) -> None:
+    def series(name: str, publish: bool, open_orders: int, note: str, decimal: bool = False, kernel: bool = True) -> None:
         nonlocal oid
         runs = []
         for _ in range(repeats):
-            gate, _sub, sink = _gate(ctx, publish, open_orders)
+            gate, _sub, sink = _gate(ctx, publish, open_orders, kernel)
             _check_samples(gate, min(500, n), oid, decimal=decimal)  # warm-up, excluded
             oid += 1000
             runs.append(_check_samples(gate, n, oid, decimal=decimal))
@@ -198,6 +198,7 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     series("gate_check_latency_idle_publish_each", True, 0, "all checks on, nothing pending, new_order frame sent per check (DecisionFrame + Producer.submit_encoded)")
     series("gate_check_latency_idle_decimal_order", False, 0, "as idle_decision_only with Order(names, decimal strings) instead of FixedOrder", decimal=True)
     series("gate_check_latency_10k_open_orders", False, 10_000, "as idle_decision_only with 10,000 open orders in the Book")
+    series("gate_check_latency_idle_reference_path", False, 0, "as idle_decision_only with Gate(kernel=False): every check in pure Python (check_order)", kernel=False)
     pub_runs = []
     for _ in range(repeats):
         gate, _sub, sink = _gate(ctx, True, 0)

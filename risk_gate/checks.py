@@ -197,6 +197,9 @@ def check_order(
 ) -> Outcome:
     """Decide ``o``: ``(None, "")`` to approve, else ``(reason, detail)`` of the first refusal.
 
+    Arithmetic is on Python ints (reservation array elements are converted), so no value
+    wraps; :mod:`risk_gate.kernel` is the compiled form tested against this one.
+
     ``invalid`` carries a conversion error found before (decimal to fixed point); it is
     reported as ``INVALID_ORDER`` after the staleness reasons. With ``collect`` a list, every
     applicable reason is appended in precedence order and the first is returned.
@@ -298,10 +301,10 @@ def check_order(
             return out
     pos = book.pos[k]
     if side == _BUY:
-        working = book.open_buy[k] + res.buy[k]
+        working = book.open_buy[k] + int(res.buy[k])
         worst = pos + working + qty
     else:
-        working = book.open_sell[k] + res.sell[k]
+        working = book.open_sell[k] + int(res.sell[k])
         worst = working + qty - pos
     if 0 <= max_pos < worst:
         out = _refuse(collect, _MAX_POSITION, f"worst-case position {worst} lots > {max_pos}")
@@ -312,7 +315,7 @@ def check_order(
         if out is not None:
             return out
     if max_open >= 0:
-        n_open = book.open_orders[account] + res.count[account] + 1
+        n_open = book.open_orders[account] + int(res.count[account]) + 1
         if n_open > max_open:
             out = _refuse(collect, _MAX_OPEN_ORDERS, f"open orders {n_open} > {max_open}")
             if out is not None:
@@ -375,8 +378,8 @@ def _gross_exposure(
     for j in book.instruments:
         k = base + j
         p = pos_a[k]
-        b = ob[k] + rb[k]
-        s = osell[k] + rs[k]
+        b = ob[k] + int(rb[k])
+        s = osell[k] + int(rs[k])
         if j == instrument:
             if side == _BUY:
                 b += qty
@@ -426,8 +429,8 @@ def _gross_others(book: BookView, table: LimitTable, res: Reservations, account:
             continue
         k = base + j
         p = pos_a[k]
-        b = ob[k] + rb[k]
-        s = osell[k] + rs[k]
+        b = ob[k] + int(rb[k])
+        s = osell[k] + int(rs[k])
         if p == 0 and b == 0 and s == 0:
             continue
         ref = ref_px[j]
@@ -461,7 +464,7 @@ def _gross_cached(
     instruments go to the full loop, which names the first one.
     """
     k = account * book.stride + instrument
-    stamp = (book.source.batches, table.changes, res.account_version[account] - res.key_version[k])
+    stamp = (book.source.batches, table.changes, int(res.account_version[account] - res.key_version[k]))
     cache = book.gross_cache
     entry = cache.get(k)
     if entry is None or entry[0] != stamp:
@@ -473,8 +476,8 @@ def _gross_cached(
     if now_ns > expiry:
         return _gross_exposure(book, table, res, account, instrument, side, qty, now_ns)
     p = book.pos[k]
-    b = book.open_buy[k] + res.buy[k]
-    s = book.open_sell[k] + res.sell[k]
+    b = book.open_buy[k] + int(res.buy[k])
+    s = book.open_sell[k] + int(res.sell[k])
     if side == _BUY:
         b += qty
     else:

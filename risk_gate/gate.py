@@ -1,14 +1,19 @@
 """The embeddable gate: a Subscriber folding the stream, the pure checks, and the audit trail.
 
 Everything with a clock, a socket or a file lives here; the decision itself is
-:func:`risk_gate.checks.check_order`. ``check()``:
+:func:`risk_gate.checks.check_order` (the reference) and its compiled form
+:func:`risk_gate.kernel.decide`. ``check()``:
 
 1. drains what the subscriber has pending (non-blocking, at most ``max_drain_frames``), so
    the lag it decides on is only what is still in flight;
-2. converts the order (decimals to fixed point, memoized by :class:`FixedConverter`) and runs
-   the checks on ``HWM = max(heartbeat HWM, applied seq)`` (the heartbeat can lag the data);
+2. converts the order (decimals to fixed point, memoized by :class:`FixedConverter`) and
+   decides on ``HWM = max(heartbeat HWM, applied seq)`` (the heartbeat can lag the data): one
+   kernel call for a well-formed order; the reference for anything the kernel hands back
+   (invalid fields, values beyond int64) and for a refusal's detail text (a kernel/reference
+   disagreement refuses with ``INTERNAL_ERROR``);
 3. on approval reserves the order locally (released when its ``new_order`` comes back on the
-   stream) and takes a rate token; any exception refuses with ``INTERNAL_ERROR``;
+   stream) and takes a rate token (the kernel does both in the same call); any exception
+   refuses with ``INTERNAL_ERROR``;
 4. publishes a ``new_order`` / ``refused`` record (aux1 = applied seq, aux2 = that HWM): with
    ``publish_mode="each"`` (default) and a :class:`~sequencer.producer.Producer`, packed into a
    preallocated one-record frame (:class:`~risk_gate.publish.DecisionFrame`) and sent at once
@@ -17,6 +22,7 @@ Everything with a clock, a socket or a file lives here; the decision itself is
 
 from __future__ import annotations
 
+import operator
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +31,9 @@ import msgspec
 import numpy as np
 
 from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
+from risk_gate.fastpath import KernelCheck
 from risk_gate.fold import GateFold
+from risk_gate.kernel import FALLBACK, NEED_LIMITS
 from risk_gate.limits import GateConfig, LimitTable, load_gate_config
 from risk_gate.order import Decision, FixedConverter, Order
 from risk_gate.publish import DecisionFrame
@@ -44,7 +52,28 @@ _REFUSED = int(Kind.REFUSED)
 _INTERNAL = RefuseReason.INTERNAL_ERROR
 _DUP = RefuseReason.DUPLICATE_ORDER_ID
 _REPLY_POLL_EVERY = 64
+_FALLBACK = FALLBACK
+_NEED_LIMITS = NEED_LIMITS
 _perf_ns = time.perf_counter_ns
+
+
+def _integral(fo: FixedOrder) -> tuple[FixedOrder, str | None]:
+    """``fo`` with integer-like fields (numpy ints, bools) as ints, or a detail naming the first that is not."""
+    values = []
+    for name, value in zip(FixedOrder._fields, fo):
+        try:
+            values.append(operator.index(value))
+        except TypeError:
+            return FixedOrder(*(v if type(v) is int else 0 for v in fo)), f"{name}: must be an integer (fixed point), got {value!r}"
+    return FixedOrder(*values), None
+
+
+def _agreed(code: int, reason: RefuseReason | None, detail: str) -> tuple[RefuseReason, str]:
+    """The kernel's refusal with the reference's detail; a disagreement refuses as INTERNAL_ERROR."""
+    if reason is not None and int(reason) == code:
+        return reason, detail
+    log.error("check kernel refused %s but the reference decided %s", RefuseReason(code).name, reason)
+    return _INTERNAL, f"kernel refused {RefuseReason(code).name}, reference decided {reason.name if reason else 'approve'}"
 
 
 class DecisionLogEntry(msgspec.Struct, array_like=True, gc=False):
@@ -66,6 +95,8 @@ class Gate:
     ``clock`` returns ns on the sequencer's clock (``time.time_ns`` on the same host).
     With ``ingest=None`` and no producer, decisions are not published. ``subscriber_options``
     are passed to :class:`consumers.subscriber.Subscriber` (e.g. ``stall_s``).
+    ``kernel=False`` decides every order with the pure-Python reference
+    (:func:`~risk_gate.checks.check_order`) instead of the compiled kernel (same decisions).
     """
 
     def __init__(
@@ -88,6 +119,7 @@ class Gate:
         producer: Any = None,
         clock: Callable[[], int] = time.time_ns,
         subscriber_options: dict[str, Any] | None = None,
+        kernel: bool = True,
     ) -> None:
         if publish_mode not in ("each", "batch"):
             raise ValueError(f"publish_mode must be 'each' or 'batch', got {publish_mode!r}")
@@ -108,7 +140,9 @@ class Gate:
         self.reservations = Reservations(a, i)
         self.rates = RateState(a)
         self._view = BookView.from_book(self.book, self.registry)
-        self._view.order_known = self.fold.seen_ids.__contains__
+        # Read the fold's current set: a restore replaces it.
+        self._view.order_known = lambda oid: oid in self.fold.seen_ids
+        self._kernel = KernelCheck(self.book, self.registry, table, self.reservations, self.rates) if kernel else None
         self._view.source = self.fold
         self._clock = clock
         self._max_drain = max_drain_frames if max_drain_frames is not None else cfg.max_drain_frames
@@ -241,8 +275,14 @@ class Gate:
             if type(order) is FixedOrder:
                 fo = order
                 invalid = None
+                # The kernel's int64 arguments would truncate a float or parse a str.
+                if not (type(fo[4]) is int and type(fo[5]) is int and type(fo[6]) is int and type(fo[0]) is int and (
+                        type(fo[1]) is int and type(fo[2]) is int and type(fo[3]) is int)):
+                    fo, invalid = _integral(fo)
+                plain = invalid is None
             else:
                 fo, invalid = self._convert(order)
+                plain = invalid is None
             applied = self.fold.applied_seq  # the state this decision reads (a cached int)
             hwm = s.hwm
             if hwm < applied:
@@ -256,16 +296,36 @@ class Gate:
             # fresh HWM and lag 0 it cannot change the decision (budgets are >= 0), so the
             # subscriber's (costly) property is read only otherwise.
             recovering = s.recovering if (hwm > applied or not hwm_ts) else False
-            # A plain tuple in StreamView's field order: cheaper than building the NamedTuple.
-            reason, detail = check_order(
-                fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, recovering, s.error), now, invalid
-            )
-            if reason is None:
-                account, instrument, _venue, side, qty, price, oid = fo
-                r = self.table.resolved(account, instrument)
-                if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
-                    self.rates.take(account, now, r.rate_per_sec, r.rate_per_min)
-                self.reservations.add(oid, account, instrument, side, qty, price)
+            error = s.error
+            code = _FALLBACK
+            kern = self._kernel
+            if plain and kern is not None:
+                # Inlined (a method call costs as much as the kernel's own work): flags, then one call.
+                oid = fo[6]
+                flags = (1 if recovering else 0) | (2 if error is not None else 0)
+                if oid in self.reservations.by_id or oid in self.fold.seen_ids:
+                    flags |= 4
+                if self.table.changes != kern.changes:
+                    kern.sync()
+                try:
+                    code = kern.decide(kern.arrays, fo[0], fo[1], fo[2], fo[3], fo[4], fo[5], oid, now, applied, hwm, hwm_ts, flags)
+                except OverflowError:  # a field beyond int64: the reference path decides it
+                    code = _FALLBACK
+                if code == _NEED_LIMITS:
+                    code = self._kernel_retry(kern, fo, now, applied, hwm, hwm_ts, flags)
+            if code == 0:
+                reason = None
+                detail = ""
+                self.reservations.by_id[fo[6]] = fo[6], fo[0], fo[1], fo[3], fo[4], fo[5]
+            else:
+                # A plain tuple in StreamView's field order: cheaper than building the NamedTuple.
+                reason, detail = check_order(
+                    fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, recovering, error), now, invalid
+                )
+                if code > 0:
+                    reason, detail = _agreed(code, reason, detail)
+                elif reason is None:
+                    self._reserve(fo, now)
         except Exception as exc:  # fail closed: whatever broke, this order is refused
             log.exception("check failed; refusing", extra={"seq": applied})
             reason = _INTERNAL
@@ -311,6 +371,20 @@ class Gate:
         if log_file is not None:
             self._log(decision, t0)
         return decision
+
+    def _kernel_retry(self, kern: KernelCheck, fo: FixedOrder, now: int, applied: int, hwm: int, hwm_ts: int, flags: int) -> int:
+        """The kernel's verdict once the account's limit rows are loaded (FALLBACK when they cannot be)."""
+        if not kern.load(fo[0]):
+            return _FALLBACK
+        return kern.decide(kern.arrays, fo[0], fo[1], fo[2], fo[3], fo[4], fo[5], fo[6], now, applied, hwm, hwm_ts, flags)
+
+    def _reserve(self, fo: FixedOrder, now: int) -> None:
+        """Take the rate tokens and reserve an order the reference path approved."""
+        account, instrument, _venue, side, qty, price, oid = fo
+        r = self.table.resolved(account, instrument)
+        if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
+            self.rates.take(account, now, r.rate_per_sec, r.rate_per_min)
+        self.reservations.add(oid, account, instrument, side, qty, price)
 
     @property
     def counts(self) -> dict[str, int]:

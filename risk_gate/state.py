@@ -1,12 +1,15 @@
 """The gate's own state beside the Book: local reservations and per-account rate buckets.
 
-Both are plain Python (lists indexed by ``account * stride + instrument``) because the
-check reads single elements, where Python ints beat numpy scalars by a wide margin.
+Both keep numpy arrays (indexed by ``account * stride + instrument`` or by account) that the
+check kernel (:mod:`risk_gate.kernel`) reads and updates in place; the methods here are the
+reference the kernel is tested against, and what the audit and the reference path use.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import numpy as np
 
 from sequencer.protocol import Side
 
@@ -38,12 +41,12 @@ class Reservations:
         # Plain tuples in Reservation's field order: NamedTuple construction costs several
         # times a tuple display on the check's path; release() returns a Reservation.
         self.by_id: dict[int, tuple[int, int, int, int, int, int]] = {}
-        self.buy = [0] * (n_accounts * stride)
-        self.sell = [0] * (n_accounts * stride)
-        self.count = [0] * n_accounts
+        self.buy = np.zeros(n_accounts * stride, dtype=np.int64)
+        self.sell = np.zeros(n_accounts * stride, dtype=np.int64)
+        self.count = np.zeros(n_accounts, dtype=np.int64)
         # Change counters (per account, per key) for caches keyed on reservations.
-        self.account_version = [0] * n_accounts
-        self.key_version = [0] * (n_accounts * stride)
+        self.account_version = np.zeros(n_accounts, dtype=np.int64)
+        self.key_version = np.zeros(n_accounts * stride, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -88,9 +91,9 @@ class RateState:
     """
 
     def __init__(self, n_accounts: int) -> None:
-        self.sec = [-1.0] * n_accounts  # -1 = full (never used)
-        self.min = [-1.0] * n_accounts
-        self.last_ns = [0] * n_accounts
+        self.sec = np.full(n_accounts, -1.0)  # -1 = full (never used)
+        self.min = np.full(n_accounts, -1.0)
+        self.last_ns = np.zeros(n_accounts, dtype=np.int64)
 
     def available(self, account: int, now_ns: int, per_sec: float, per_min: float) -> tuple[float, float]:
         """Tokens in the two buckets at ``now_ns`` (without taking any)."""

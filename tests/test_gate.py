@@ -25,10 +25,10 @@ class _Sub(FakeSubscriber):
         super().__init__(None)
 
 
-def make_gate(tmp_path=None, producer=None, **cfg) -> Gate:
+def make_gate(tmp_path=None, producer=None, kernel=True, **cfg) -> Gate:
     sub = _Sub()
     gate = Gate(limits=GateConfig(**cfg), registry=REG, subscriber=sub, producer=producer or FakeProducer(), clock=lambda: T0,
-                decision_log=(tmp_path / "decisions.jsonl") if tmp_path else None)
+                decision_log=(tmp_path / "decisions.jsonl") if tmp_path else None, kernel=kernel)
     sub.fold = gate.fold
     sub.push([rec(Kind.PRICE, instrument=1, price=PX), rec(Kind.PRICE, instrument=2, price=300_000)])
     return gate
@@ -120,13 +120,17 @@ def test_check_when_order_id_reused_then_duplicate():
     assert gate.check(btc(oid=5)).reason is RefuseReason.DUPLICATE_ORDER_ID
 
 
-def test_check_when_a_check_raises_then_refuses_internal_error(monkeypatch):
-    gate = make_gate()
+@pytest.mark.parametrize("kernel", [True, False])
+def test_check_when_a_check_raises_then_refuses_internal_error(monkeypatch, kernel):
+    gate = make_gate(kernel=kernel)
 
     def boom(*a, **k):
         raise RuntimeError("injected")
 
-    monkeypatch.setattr("risk_gate.gate.check_order", boom)
+    if kernel:
+        gate._kernel.decide = boom
+    else:
+        monkeypatch.setattr("risk_gate.gate.check_order", boom)
     d = gate.check(btc())
     assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR and "injected" in d.detail
     assert len(gate.reservations) == 0

@@ -1,0 +1,240 @@
+"""The compiled check kernel against its reference, ``check_order``: same verdict, same state
+changes, on random Books, reservations, rate buckets, limits, stream views and orders; and
+two gates (kernel on / off) fed the same stream make the same decisions."""
+
+from __future__ import annotations
+
+import copy
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from gate_support import T0, FakeProducer, FakeSubscriber, rec
+from risk_gate import FixedOrder, Gate, GateConfig
+from risk_gate.fastpath import KernelCheck
+from risk_gate.kernel import FALLBACK, NEED_LIMITS
+from sequencer.codes import LimitType
+from sequencer.protocol import Kind
+from test_checks import ALL_ON, MS, PX, World, _events, price_rec
+
+_BIG = 1 << 61
+
+_limits = st.fixed_dictionaries(
+    {},
+    optional={
+        "max_lag_events": st.integers(0, 5),
+        "max_order_qty": st.sampled_from(["0.5", "1", "2"]),
+        "max_order_notional": st.sampled_from(["100", "60000", "1e12"]),
+        "max_position": st.sampled_from(["0", "1", "2", "5"]),
+        "max_gross_exposure": st.sampled_from(["0", "30000", "150000", "1e13"]),
+        "max_open_orders": st.integers(0, 5),
+        "rate_per_sec": st.sampled_from([0, 1, 2, 100]),
+        "rate_per_min": st.sampled_from([0, 3, 1000]),
+        "price_collar_bps": st.sampled_from([0, 10, 100, 10_000]),
+        "price_ttl_ms": st.sampled_from([1, 1000, 100_000]),
+    },
+)
+
+_valid_orders = st.builds(
+    FixedOrder,
+    account=st.sampled_from([1, 2]),
+    instrument=st.sampled_from([1, 1, 2, 3]),
+    venue=st.just(1),
+    side=st.sampled_from([1, 2]),
+    qty=st.one_of(st.integers(1, 1200), st.integers(1, 12000), st.sampled_from([1000, 1001, 10000, 10001, 20000])),
+    price=st.sampled_from([0, 1000, 1005, 984, 1100, 10000]),  # per mille of the reference price
+    order_id=st.integers(1, 40),
+)
+_odd_orders = st.builds(
+    FixedOrder,
+    account=st.sampled_from([0, 1, 9]),
+    instrument=st.sampled_from([1, 0, 50]),
+    venue=st.sampled_from([1, 0]),
+    side=st.sampled_from([1, 2, 3]),
+    qty=st.sampled_from([1, 0, -1, _BIG, 1 << 62]),
+    price=st.sampled_from([0, PX, -5, _BIG]),
+    order_id=st.integers(0, 40),
+)
+# One order in five is odd (unknown ids, bad side, values beyond the kernel's range).
+_kernel_orders = st.tuples(st.integers(0, 4), _valid_orders, _odd_orders).map(lambda t: t[2] if t[0] == 0 else t[1])
+
+_steps = st.lists(
+    st.tuples(
+        st.lists(_events(), max_size=4),
+        st.sampled_from(["add", "release", "take", "limit", "none", "none"]),
+        st.integers(1, 3),  # instrument of the reservation / limit change
+        st.integers(1, 9000),  # reserved qty
+        st.integers(0, 1100),  # now offset in ms
+        st.sampled_from([0] * 12 + [1, 3, -1, 7]),  # lag (-1: HWM behind the applied seq)
+        st.sampled_from([0] * 12 + [5, 150]),  # HWM age in ms
+        st.sampled_from([(False, None)] * 12 + [(True, None), (False, "epoch discontinuity")]),
+        _kernel_orders,
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _arrays(w: World) -> dict[str, np.ndarray]:
+    r, t = w.res, w.rates
+    return {"buy": r.buy, "sell": r.sell, "count": r.count, "av": r.account_version, "kv": r.key_version,
+            "sec": t.sec, "min": t.min, "last": t.last_ns}
+
+
+def _decide(kc: KernelCheck, o: FixedOrder, now: int, view: tuple, dup: bool) -> int:
+    applied, hwm, hwm_ts, recovering, error = view
+    flags = (1 if recovering else 0) | (2 if error is not None else 0) | (4 if dup else 0)
+    kc.sync()
+    args = (*o, now, applied, hwm, hwm_ts, flags)
+    code = kc.decide(kc.arrays, *args)
+    if code == NEED_LIMITS:
+        assert kc.load(o.account) or o.account in kc.fallback_accounts
+        code = kc.decide(kc.arrays, *args)
+    return code
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(limits=_limits, steps=_steps)
+def test_kernel_when_random_state_and_order_then_same_verdict_and_state_as_reference(limits, steps):
+    w = World(**limits)
+    w.apply(price_rec(), price_rec(px=300_000, instrument=2), price_rec(px=100_000, instrument=3))
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    oid = 1000
+    for events, action, inst, qty, now_ms, lag, age_ms, (recovering, error), o in steps:
+        if events:
+            w.apply(*events, ts=T0 + now_ms * MS // 2)
+        now = T0 + now_ms * MS
+        if action == "add":
+            w.res.add(oid, o.account if o.account in (1, 2) else 1, inst, 1 + qty % 2, qty, PX)
+            oid += 1
+        elif action == "release" and w.res.by_id:
+            w.res.release(next(iter(w.res.by_id)))
+        elif action == "take":
+            w.rates.take(1, now - MS, 2.0, 3.0)
+        elif action == "limit":
+            w.table.set(LimitType.MAX_POSITION, 1, inst, qty * 1000)
+        if o.account in (1, 2) and o.instrument in (1, 2, 3) and 0 < o.price < 20000:
+            o = o._replace(price=int(w.fold.book.ref_px[o.instrument]) * o.price // 1000)
+        view = (w.seq, w.seq + lag, now - age_ms * MS, recovering, error)
+        res_ref, rates_ref = copy.deepcopy(w.res), copy.deepcopy(w.rates)
+        ref_reason, _detail = _reference(w, o, view, now, res_ref, rates_ref)
+        before = {k: v.copy() for k, v in _arrays(w).items()}
+        dup = o.order_id in w.res.by_id or o.order_id in w.fold.seen_ids
+        code = _decide(kc, o, now, view, dup)
+        event(f"kernel verdict {code}")
+        if code == FALLBACK:
+            for name, arr in _arrays(w).items():
+                assert np.array_equal(arr, before[name], equal_nan=True), name
+            continue
+        assert code == (0 if ref_reason is None else int(ref_reason)), (code, ref_reason, _detail)
+        if code == 0:
+            w.res.by_id[o.order_id] = (o.order_id, o.account, o.instrument, o.side, o.qty, o.price)
+        for name, arr in _arrays(w).items():
+            want = {"buy": res_ref.buy, "sell": res_ref.sell, "count": res_ref.count, "av": res_ref.account_version,
+                    "kv": res_ref.key_version, "sec": rates_ref.sec, "min": rates_ref.min, "last": rates_ref.last_ns}[name]
+            assert np.array_equal(arr, want, equal_nan=True), name
+        w.res.by_id = dict(res_ref.by_id)
+
+
+def _reference(w: World, o: FixedOrder, view: tuple, now: int, res, rates):
+    """check_order on copies, then what the gate does on approval (rate tokens, reservation)."""
+    from risk_gate.checks import StreamView, check_order
+
+    reason, detail = check_order(o, w.view, w.table, res, rates, StreamView(*view), now)
+    if reason is None:
+        r = w.table.resolved(o.account, o.instrument)
+        if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
+            rates.take(o.account, now, r.rate_per_sec, r.rate_per_min)
+        res.add(o.order_id, o.account, o.instrument, o.side, o.qty, o.price)
+    return reason, detail
+
+
+class _Sub(FakeSubscriber):
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+def _gate(kernel: bool, cfg: GateConfig, clock: list[int]) -> Gate:
+    sub = _Sub()
+    gate = Gate(limits=cfg, subscriber=sub, producer=FakeProducer(), clock=lambda: clock[0], kernel=kernel)
+    sub.fold = gate.fold
+    return gate
+
+
+_gate_orders = st.builds(
+    FixedOrder,
+    account=st.sampled_from([1, 2]),
+    instrument=st.sampled_from([1, 2]),
+    venue=st.just(1),
+    side=st.sampled_from([1, 2]),
+    qty=st.one_of(st.integers(1, 12000), st.sampled_from([0, 1.5, "3"])),
+    price=st.sampled_from([0, PX, PX + 30000, PX * 11 // 10, 2.5]),
+    order_id=st.integers(1, 30),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(st.lists(_events(), max_size=3), st.integers(0, 4), st.integers(0, 400), _gate_orders),
+        min_size=1, max_size=15,
+    )
+)
+def test_check_when_kernel_on_or_off_then_same_decisions_and_records(steps):
+    cfg = msgspec.convert({**ALL_ON, "max_order_qty": "2", "max_position": "3"}, GateConfig)
+    clock = [T0]
+    gates = [_gate(True, cfg, clock), _gate(False, cfg, clock)]
+    for g in gates:
+        g.subscriber.push([price_rec(), price_rec(px=300_000, instrument=2)])
+    for events, lag, now_ms, o in steps:
+        clock[0] = T0 + now_ms * MS
+        decisions = []
+        for g in gates:
+            if events:
+                g.subscriber.push(events, ts_ns=clock[0] - MS)
+            g.subscriber.heartbeat(g.subscriber.next_seq - 1 + lag, clock[0])
+            decisions.append(g.check(o))
+        event(f"gate decision {decisions[0].reason}")
+        assert decisions[0] == decisions[1]
+    fast, ref = (g.producer.records for g in gates)
+    assert len(fast) == len(ref)
+    for a, b in zip(fast, ref):
+        assert a.tobytes() == b.tobytes()
+    assert np.array_equal(gates[0].reservations.buy, gates[1].reservations.buy)
+    assert gates[0].reservations.by_id == gates[1].reservations.by_id
+
+
+def _boundary_world(setup: str) -> World:
+    w = World()
+    w.apply(price_rec(), price_rec(px=300_000, instrument=2))
+    if setup == "reduce_long":
+        w.apply(rec(Kind.POSITION_RESET, account=1, instrument=1, venue=1, qty=8000, price=PX), rec(Kind.REDUCE_ONLY, instrument=1))
+        w.apply(rec(Kind.NEW_ORDER, account=1, instrument=1, venue=1, side=2, qty=3000, price=PX, order_id=500))
+    elif setup == "long":
+        w.apply(rec(Kind.POSITION_RESET, account=1, instrument=1, venue=1, qty=15000, price=PX))
+    return w
+
+
+@pytest.mark.parametrize(
+    ("setup", "the_order"),
+    [
+        ("", FixedOrder(1, 1, 1, 1, 10000, PX, 1)),  # qty == max_order_qty
+        ("", FixedOrder(1, 1, 1, 1, 10001, PX, 1)),
+        ("long", FixedOrder(1, 1, 1, 1, 5000, PX, 1)),  # worst-case position == max_position
+        ("long", FixedOrder(1, 1, 1, 1, 5001, PX, 1)),
+        ("", FixedOrder(1, 1, 1, 1, 1, PX * 101 // 100, 1)),  # price exactly at the 100 bps collar
+        ("", FixedOrder(1, 1, 1, 2, 1, PX * 99 // 100 - 1, 1)),
+        ("reduce_long", FixedOrder(1, 1, 1, 2, 5000, PX, 1)),  # working 3000 + 5000 == position 8000
+        ("reduce_long", FixedOrder(1, 1, 1, 2, 5001, PX, 1)),
+        ("reduce_long", FixedOrder(1, 1, 1, 1, 1, PX, 1)),
+    ],
+)
+def test_kernel_when_order_at_a_limit_boundary_then_same_verdict_as_reference(setup, the_order):
+    w = _boundary_world(setup)
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    view = (w.seq, w.seq, T0, False, None)
+    reason, detail = _reference(w, the_order, view, T0, copy.deepcopy(w.res), copy.deepcopy(w.rates))
+    assert _decide(kc, the_order, T0, view, False) == (0 if reason is None else int(reason)), detail

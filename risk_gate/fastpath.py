@@ -1,12 +1,16 @@
-"""The gate's side of :mod:`risk_gate.kernel`: builds its arrays, loads limit rows, calls it cheaply.
+"""The gate's side of :mod:`risk_gate.kernel`: addresses its arrays, loads limit rows, calls it cheaply.
 
-A :class:`KernelCheck` wraps the Book, the reservations and the rate buckets of one gate in a
-:class:`~risk_gate.kernel.GateArrays` (no copies: the kernel reads and writes the same
-memory) and keeps the limit rows in step with the :class:`~risk_gate.limits.LimitTable`:
-rows are loaded per account on first use and all dropped when a limit changes.
+A :class:`KernelCheck` puts the addresses of the Book's arrays, the reservations' and the rate
+buckets' arrays and its own limit rows in one int64 ``meta`` array (no copies: the kernel reads
+and writes the same memory), passes the kernel that array's address, and keeps every one of
+those arrays referenced, so the addresses stay valid. The Book, :class:`~risk_gate.state.Reservations` and
+:class:`~risk_gate.state.RateState` update these arrays in place and never replace them; the
+limit rows are replaced only here, which rewrites their addresses. Rows are loaded per
+account on first use and all dropped when a limit changes.
 
-``decide`` is the compiled kernel's entry point for its one signature: calling it skips
-numba's per-call type dispatch, which costs several times the check itself.
+``decide`` is the compiled kernel's entry point for its one signature (numba's disk cache
+makes that a load after the first build): calling it skips numba's per-call type dispatch,
+which costs more than the check itself.
 """
 
 from __future__ import annotations
@@ -29,20 +33,11 @@ _entry: Any = None
 
 
 def compiled_decide() -> Any:
-    """The entry point of :func:`risk_gate.kernel.decide` for GateArrays + 12 int64 (compiled once per process)."""
+    """The entry point of :func:`risk_gate.kernel.decide` for 13 int64 (``meta``'s address first)."""
     global _entry
     if _entry is None:
-        sig = (_k.GateArrays.class_type.instance_type,) + (nb.int64,) * 12
-        _entry = _k.decide.compile(sig)
+        _entry = _k.decide.compile((nb.int64,) * 13)
     return _entry
-
-
-def _flat(arr: np.ndarray) -> np.ndarray:
-    """A 1-d view of a C-contiguous array (never a copy: the kernel must see the Book's updates)."""
-    out = arr.reshape(-1)
-    if not np.shares_memory(out, arr):
-        raise ValueError("array is not C-contiguous; a flat view would be a copy")
-    return out
 
 
 def _fits(values: tuple[int, ...]) -> bool:
@@ -50,34 +45,51 @@ def _fits(values: tuple[int, ...]) -> bool:
 
 
 class KernelCheck:
-    """The kernel's arrays for one gate, and the limit rows it reads (see the module docstring)."""
+    """The kernel's ``meta`` for one gate, and the limit rows it reads (see the module docstring)."""
 
     def __init__(self, book: Any, registry: Registry, table: LimitTable, res: Reservations, rates: RateState) -> None:
         acc, ins, ven = registry.valid_masks()
-        a, i, _v = book.shape
+        a, i, v = book.shape
         self.table = table
         self.stride = i
         self.instruments = [inst.id for inst in registry.instruments]
         self.changes = table.changes
         self.rows = 0
         self.fallback_accounts: set[int] = set()
-        self.arrays = _k.GateArrays(
-            i, _flat(book.pos), _flat(book.open_buy), _flat(book.open_sell), book.open_orders, book.ref_px, book.ref_ts,
-            book.tstate_all, book.tstate_acct, book.tstate_instr,
-            acc.view(np.uint8), ins.view(np.uint8), ven.view(np.uint8),
-            np.array(self.instruments, dtype=np.int64), registry.unit_notionals(),
-            res.buy, res.sell, res.count, res.account_version, res.key_version,
-            rates.sec, rates.min, rates.last_ns,
-            np.full(a * i, -1, dtype=np.int64),
-            np.zeros((max(len(self.instruments), 1), _k.L_COLUMNS), dtype=np.int64),
-            np.zeros((max(len(self.instruments), 1), _k.F_COLUMNS), dtype=np.float64),
-        )
+        cap = max(len(self.instruments), 1)
+        self.arrays: dict[str, np.ndarray] = {
+            "pos": book.pos, "open_buy": book.open_buy, "open_sell": book.open_sell, "open_orders": book.open_orders,
+            "ref_px": book.ref_px, "ref_ts": book.ref_ts, "tstate_all": book.tstate_all, "tstate_acct": book.tstate_acct,
+            "tstate_instr": book.tstate_instr, "accounts_valid": acc.view(np.uint8), "instruments_valid": ins.view(np.uint8),
+            "venues_valid": ven.view(np.uint8), "instruments": np.array(self.instruments, dtype=np.int64),
+            "unit_notional": registry.unit_notionals(), "res_buy": res.buy, "res_sell": res.sell, "res_count": res.count,
+            "res_account_version": res.account_version, "res_key_version": res.key_version,
+            "rate_sec": rates.sec, "rate_min": rates.min, "rate_last_ns": rates.last_ns,
+            "lim_slot": np.full(a * i, -1, dtype=np.int64),
+            "lim": np.zeros((cap, _k.L_COLUMNS), dtype=np.int64), "limf": np.zeros((cap, _k.F_COLUMNS), dtype=np.float64),
+        }
+        self.meta = np.zeros(_k.M_LENGTH, dtype=np.int64)
+        self.meta_address = self.meta.ctypes.data  # what decide() takes; self.meta keeps it valid
+        self.meta[[_k.M_STRIDE, _k.M_ACCOUNTS, _k.M_INSTRUMENTS, _k.M_VENUES, _k.M_LISTED]] = (i, a, i, v, len(self.instruments))
+        self._extents = {"AI": a * i, "A": a, "I": i, "V": v, "L": len(self.instruments), "1": 1}
+        self._address_all()
         self.decide = compiled_decide()
+
+    def _address_all(self) -> None:
+        """Check every array against the kernel's layout and write its address into ``meta``."""
+        rows = len(self.arrays["lim"])
+        self.meta[_k.M_ROWS] = rows
+        for n, (name, dtype, extent) in enumerate(_k.ARRAY_FIELDS):
+            arr = self.arrays[name]
+            size = rows * arr.shape[-1] if extent == "R" else self._extents[extent]
+            if arr.dtype != dtype or arr.size != size or not arr.flags.c_contiguous:
+                raise ValueError(f"check kernel: array {name} is {arr.dtype}{arr.shape}, expected {np.dtype(dtype)} of {size} contiguous")
+            self.meta[_k.M_ARRAYS + n] = arr.ctypes.data
 
     def sync(self) -> None:
         """Drop every loaded limit row when the limits changed since they were loaded."""
         if self.table.changes != self.changes:
-            self.arrays.lim_slot[:] = -1
+            self.arrays["lim_slot"][:] = -1
             self.rows = 0
             self.fallback_accounts.clear()
             self.changes = self.table.changes
@@ -97,17 +109,8 @@ class KernelCheck:
         if not all(_fits(row) for row in ints):
             self.fallback_accounts.add(account)
             return False
-        g = self.arrays
-        need = self.rows + len(rows)
-        if need > len(g.lim):
-            cap = max(need, 2 * len(g.lim))
-            lim = np.zeros((cap, _k.L_COLUMNS), dtype=np.int64)
-            limf = np.zeros((cap, _k.F_COLUMNS), dtype=np.float64)
-            lim[: self.rows] = g.lim[: self.rows]
-            limf[: self.rows] = g.limf[: self.rows]
-            g.lim = lim
-            g.limf = limf
-        lim, limf, slots = g.lim, g.limf, g.lim_slot
+        self._reserve_rows(self.rows + len(rows))
+        lim, limf, slots = self.arrays["lim"], self.arrays["limf"], self.arrays["lim_slot"]
         base = account * self.stride
         for j, r, row in zip(self.instruments, rows, ints):
             n = self.rows
@@ -116,3 +119,16 @@ class KernelCheck:
             slots[base + j] = n
             self.rows = n + 1
         return True
+
+    def _reserve_rows(self, need: int) -> None:
+        """Grow the limit row tables to ``need`` rows (new arrays, new addresses in ``meta``)."""
+        lim, limf = self.arrays["lim"], self.arrays["limf"]
+        if need <= len(lim):
+            return
+        cap = max(need, 2 * len(lim))
+        grown = np.zeros((cap, _k.L_COLUMNS), dtype=np.int64)
+        grown_f = np.zeros((cap, _k.F_COLUMNS), dtype=np.float64)
+        grown[: self.rows] = lim[: self.rows]
+        grown_f[: self.rows] = limf[: self.rows]
+        self.arrays["lim"], self.arrays["limf"] = grown, grown_f
+        self._address_all()

@@ -37,17 +37,17 @@ class GateFold(BookFold):
         self.seen_ids: set[int] = set()
         self.on_new_orders: Callable[[list[int]], None] | None = None
         self.batches = 0  # batches applied (+1 per restore): a cheap "the Book changed" counter
-        self._applied = int(self.book.applied_seq)
+        self.applied = int(self.book.applied_seq)  # what applied_seq returns, as a plain attribute (the gate's hot path)
 
     @property
     def applied_seq(self) -> int:
         """Seq of the last record applied: a Python int refreshed once per batch, not a numpy read per check."""
-        return self._applied
+        return self.applied
 
     def apply(self, records: np.ndarray) -> None:
         """Fold a contiguous batch: Book first, then limit changes and order ids of the batch."""
         super().apply(records)
-        self._applied = int(self.book.applied_seq)
+        self.applied = int(self.book.applied_seq)
         self.batches += 1
         kinds = records["kind"]
         limits = kinds == _LIMIT
@@ -79,7 +79,7 @@ class GateFold(BookFold):
     def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], applied_seq: int) -> None:
         book_arrays = {k: v for k, v in arrays.items() if k != "limits"}
         super()._load_state(meta, book_arrays, applied_seq)
-        self._applied = int(self.book.applied_seq)
+        self.applied = int(self.book.applied_seq)
         self.batches += 1  # the Book changed: caches keyed on batches must not match
         self.table.load_dict(
             {

@@ -275,15 +275,21 @@ class Gate:
             if type(order) is FixedOrder:
                 fo = order
                 invalid = None
-                # The kernel's int64 arguments would truncate a float or parse a str.
-                if not (type(fo[4]) is int and type(fo[5]) is int and type(fo[6]) is int and type(fo[0]) is int and (
-                        type(fo[1]) is int and type(fo[2]) is int and type(fo[3]) is int)):
+                # The kernel's int64 arguments would truncate a float or parse a str. The sum of
+                # ints is an int (one C call); a float, Decimal or numpy field changes its type
+                # and a str raises: those go through _integral, which names a bad field.
+                try:
+                    plain = type(sum(fo)) is int
+                except TypeError:
+                    plain = False
+                if not plain:
                     fo, invalid = _integral(fo)
-                plain = invalid is None
+                account, instrument, venue, side, qty, price, oid = fo
             else:
                 fo, invalid = self._convert(order)
-                plain = invalid is None
-            applied = self.fold.applied_seq  # the state this decision reads (a cached int)
+                account, instrument, venue, side, qty, price, oid = fo
+            fold = self.fold
+            applied = fold.applied  # the state this decision reads (a plain int attribute)
             hwm = s.hwm
             if hwm < applied:
                 # The conflated heartbeat can lag the data path: the sequencer has published
@@ -299,16 +305,16 @@ class Gate:
             error = s.error
             code = _FALLBACK
             kern = self._kernel
-            if plain and kern is not None:
+            res = self.reservations
+            if invalid is None and kern is not None:
                 # Inlined (a method call costs as much as the kernel's own work): flags, then one call.
-                oid = fo[6]
                 flags = (1 if recovering else 0) | (2 if error is not None else 0)
-                if oid in self.reservations.by_id or oid in self.fold.seen_ids:
+                if oid in res.by_id or oid in fold.seen_ids:
                     flags |= 4
                 if self.table.changes != kern.changes:
                     kern.sync()
                 try:
-                    code = kern.decide(kern.arrays, fo[0], fo[1], fo[2], fo[3], fo[4], fo[5], oid, now, applied, hwm, hwm_ts, flags)
+                    code = kern.decide(kern.meta_address, account, instrument, venue, side, qty, price, oid, now, applied, hwm, hwm_ts, flags)
                 except OverflowError:  # a field beyond int64: the reference path decides it
                     code = _FALLBACK
                 if code == _NEED_LIMITS:
@@ -316,11 +322,11 @@ class Gate:
             if code == 0:
                 reason = None
                 detail = ""
-                self.reservations.by_id[fo[6]] = fo[6], fo[0], fo[1], fo[3], fo[4], fo[5]
+                res.by_id[oid] = (oid, account, instrument, side, qty, price)
             else:
                 # A plain tuple in StreamView's field order: cheaper than building the NamedTuple.
                 reason, detail = check_order(
-                    fo, self._view, self.table, self.reservations, self.rates, (applied, hwm, hwm_ts, recovering, error), now, invalid
+                    fo, self._view, self.table, res, self.rates, (applied, hwm, hwm_ts, recovering, error), now, invalid
                 )
                 if code > 0:
                     reason, detail = _agreed(code, reason, detail)
@@ -376,7 +382,7 @@ class Gate:
         """The kernel's verdict once the account's limit rows are loaded (FALLBACK when they cannot be)."""
         if not kern.load(fo[0]):
             return _FALLBACK
-        return kern.decide(kern.arrays, fo[0], fo[1], fo[2], fo[3], fo[4], fo[5], fo[6], now, applied, hwm, hwm_ts, flags)
+        return kern.decide(kern.meta_address, fo[0], fo[1], fo[2], fo[3], fo[4], fo[5], fo[6], now, applied, hwm, hwm_ts, flags)
 
     def _reserve(self, fo: FixedOrder, now: int) -> None:
         """Take the rate tokens and reserve an order the reference path approved."""

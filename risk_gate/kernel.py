@@ -11,19 +11,34 @@ the kernel does not decide itself (ids or fields not valid, values where int64 a
 could overflow, limits that do not fit int64) and :data:`NEED_LIMITS` when the limit rows
 of the account are not loaded yet (:class:`risk_gate.fastpath.KernelCheck` loads them).
 
-The state is a :class:`GateArrays` jitclass holding the Book's arrays (flattened views, so the
-Book's in-place updates are seen), the reservations', the rate buckets' and the loaded limit
-rows: one argument, which costs far less to pass from Python than a dozen arrays.
+The state is one int64 array, ``meta``, passed by address: the extents and the addresses of the Book's arrays,
+the reservations', the rate buckets' and the loaded limit rows (layout ``M_*`` below;
+:class:`risk_gate.fastpath.KernelCheck` fills it and keeps the arrays alive). The kernel views
+that memory in place (``numba.carray``), so the Book's in-place updates are seen and its own
+writes land in the reservation and rate arrays. One int argument costs far less to pass
+from Python than two dozen arrays (~0.1 us each), and unlike a jitclass it lets numba cache
+the compiled kernel on disk.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numba as nb
 import numpy as np
-from numba.experimental import jitclass
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 __all__ = [
-    "GateArrays",
+    "ARRAY_FIELDS",
+    "M_STRIDE",
+    "M_ACCOUNTS",
+    "M_INSTRUMENTS",
+    "M_VENUES",
+    "M_LISTED",
+    "M_ROWS",
+    "M_ARRAYS",
+    "M_LENGTH",
     "decide",
     "FALLBACK",
     "NEED_LIMITS",
@@ -49,7 +64,7 @@ __all__ = [
 FALLBACK = -1
 NEED_LIMITS = -2
 
-# Columns of GateArrays.lim (int64) and GateArrays.limf (float64): one row per (account, instrument).
+# Columns of the limit rows, lim (int64) and limf (float64): one row per (account, instrument).
 L_MAX_LAG, L_MAX_AGE_NS, L_PRICE_TTL_NS, L_MAX_QTY, L_MAX_NOTIONAL, L_MAX_POS, L_MAX_OPEN, L_COLLAR, L_RESTRICTED = range(9)
 L_COLUMNS = 9
 F_MAX_GROSS, F_PER_SEC, F_PER_MIN = range(3)
@@ -86,72 +101,93 @@ _SMALL = 1 << 60
 _COLLAR_SCALE = 10_000_000_000
 _MAX_COLLAR_DIFF = _I64_MAX // _COLLAR_SCALE
 
-_SPEC = [
-    ("stride", nb.int64),
-    ("pos", nb.int64[::1]),
-    ("open_buy", nb.int64[::1]),
-    ("open_sell", nb.int64[::1]),
-    ("open_orders", nb.int64[::1]),
-    ("ref_px", nb.int64[::1]),
-    ("ref_ts", nb.int64[::1]),
-    ("tstate_all", nb.int8[::1]),
-    ("tstate_acct", nb.int8[::1]),
-    ("tstate_instr", nb.int8[::1]),
-    ("accounts_valid", nb.uint8[::1]),
-    ("instruments_valid", nb.uint8[::1]),
-    ("venues_valid", nb.uint8[::1]),
-    ("instruments", nb.int64[::1]),
-    ("unit_notional", nb.float64[::1]),
-    ("res_buy", nb.int64[::1]),
-    ("res_sell", nb.int64[::1]),
-    ("res_count", nb.int64[::1]),
-    ("res_account_version", nb.int64[::1]),
-    ("res_key_version", nb.int64[::1]),
-    ("rate_sec", nb.float64[::1]),
-    ("rate_min", nb.float64[::1]),
-    ("rate_last_ns", nb.int64[::1]),
-    ("lim_slot", nb.int64[::1]),
-    ("lim", nb.int64[:, ::1]),
-    ("limf", nb.float64[:, ::1]),
-]
+# meta[M_*]: extents, then from M_ARRAYS on the address of each array in ARRAY_FIELDS order.
+M_STRIDE, M_ACCOUNTS, M_INSTRUMENTS, M_VENUES, M_LISTED, M_ROWS = range(6)
+M_ARRAYS = 8
+# (name, dtype, extent): extent "AI" = accounts x instruments, "A", "I", "V", "L" = listed
+# instruments, "1", or "R" = limit row capacity (2-d: rows x columns).
+ARRAY_FIELDS = (
+    ("pos", np.int64, "AI"),
+    ("open_buy", np.int64, "AI"),
+    ("open_sell", np.int64, "AI"),
+    ("open_orders", np.int64, "A"),
+    ("ref_px", np.int64, "I"),
+    ("ref_ts", np.int64, "I"),
+    ("tstate_all", np.int8, "1"),
+    ("tstate_acct", np.int8, "A"),
+    ("tstate_instr", np.int8, "I"),
+    ("accounts_valid", np.uint8, "A"),
+    ("instruments_valid", np.uint8, "I"),
+    ("venues_valid", np.uint8, "V"),
+    ("instruments", np.int64, "L"),
+    ("unit_notional", np.float64, "I"),
+    ("res_buy", np.int64, "AI"),
+    ("res_sell", np.int64, "AI"),
+    ("res_count", np.int64, "A"),
+    ("res_account_version", np.int64, "A"),
+    ("res_key_version", np.int64, "AI"),
+    ("rate_sec", np.float64, "A"),
+    ("rate_min", np.float64, "A"),
+    ("rate_last_ns", np.int64, "A"),
+    ("lim_slot", np.int64, "AI"),
+    ("lim", np.int64, "R"),
+    ("limf", np.float64, "R"),
+)
+M_LENGTH = M_ARRAYS + len(ARRAY_FIELDS)
+_Arrays = namedtuple("_Arrays", ["stride"] + [name for name, _dtype, _extent in ARRAY_FIELDS])
 
 
-@jitclass(_SPEC)
-class GateArrays:
-    """Every array :func:`decide` reads or writes (see :class:`risk_gate.fastpath.KernelCheck`)."""
+@intrinsic
+def _address(typingctx, addr):
+    """An int64 address as a void pointer (for numba.carray)."""
+    sig = types.voidptr(types.int64)
 
-    def __init__(self, stride, pos, open_buy, open_sell, open_orders, ref_px, ref_ts, tstate_all, tstate_acct, tstate_instr,
-                 accounts_valid, instruments_valid, venues_valid, instruments, unit_notional, res_buy, res_sell, res_count,
-                 res_account_version, res_key_version, rate_sec, rate_min, rate_last_ns, lim_slot, lim, limf):
-        self.stride = stride
-        self.pos = pos
-        self.open_buy = open_buy
-        self.open_sell = open_sell
-        self.open_orders = open_orders
-        self.ref_px = ref_px
-        self.ref_ts = ref_ts
-        self.tstate_all = tstate_all
-        self.tstate_acct = tstate_acct
-        self.tstate_instr = tstate_instr
-        self.accounts_valid = accounts_valid
-        self.instruments_valid = instruments_valid
-        self.venues_valid = venues_valid
-        self.instruments = instruments
-        self.unit_notional = unit_notional
-        self.res_buy = res_buy
-        self.res_sell = res_sell
-        self.res_count = res_count
-        self.res_account_version = res_account_version
-        self.res_key_version = res_key_version
-        self.rate_sec = rate_sec
-        self.rate_min = rate_min
-        self.rate_last_ns = rate_last_ns
-        self.lim_slot = lim_slot
-        self.lim = lim
-        self.limf = limf
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
 
 
-@nb.njit(cache=False, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
+def _arrays(meta):
+    """Views of the arrays ``meta`` addresses (no copies)."""
+    a = meta[M_ACCOUNTS]
+    i = meta[M_INSTRUMENTS]
+    ai = a * i
+    rows = meta[M_ROWS]
+    p = M_ARRAYS
+    c = nb.carray
+    return _Arrays(
+        meta[M_STRIDE],
+        c(_address(meta[p]), ai, np.int64),
+        c(_address(meta[p + 1]), ai, np.int64),
+        c(_address(meta[p + 2]), ai, np.int64),
+        c(_address(meta[p + 3]), a, np.int64),
+        c(_address(meta[p + 4]), i, np.int64),
+        c(_address(meta[p + 5]), i, np.int64),
+        c(_address(meta[p + 6]), 1, np.int8),
+        c(_address(meta[p + 7]), a, np.int8),
+        c(_address(meta[p + 8]), i, np.int8),
+        c(_address(meta[p + 9]), a, np.uint8),
+        c(_address(meta[p + 10]), i, np.uint8),
+        c(_address(meta[p + 11]), meta[M_VENUES], np.uint8),
+        c(_address(meta[p + 12]), meta[M_LISTED], np.int64),
+        c(_address(meta[p + 13]), i, np.float64),
+        c(_address(meta[p + 14]), ai, np.int64),
+        c(_address(meta[p + 15]), ai, np.int64),
+        c(_address(meta[p + 16]), a, np.int64),
+        c(_address(meta[p + 17]), a, np.int64),
+        c(_address(meta[p + 18]), ai, np.int64),
+        c(_address(meta[p + 19]), a, np.float64),
+        c(_address(meta[p + 20]), a, np.float64),
+        c(_address(meta[p + 21]), a, np.int64),
+        c(_address(meta[p + 22]), ai, np.int64),
+        c(_address(meta[p + 23]), (rows, L_COLUMNS), np.int64),
+        c(_address(meta[p + 24]), (rows, F_COLUMNS), np.float64),
+    )
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _well_formed(g, account, instrument, venue, side, qty, price, order_id):
     """Ids known, side buy or sell, fields in range for int64 arithmetic: else the reference decides."""
     if not (0 < account < len(g.accounts_valid) and g.accounts_valid[account]):
@@ -165,7 +201,7 @@ def _well_formed(g, account, instrument, venue, side, qty, price, order_id):
     return 0 < qty < _SMALL and 0 <= price < _SMALL and order_id > 0
 
 
-@nb.njit(cache=False, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _gross(g, account, instrument, side, qty, now_ns):
     """Worst-case gross notional with the order added (``checks._gross_exposure``, same float
     operations in the same order); ``(gross, code)`` with code 0, STALE_PRICE, FALLBACK or NEED_LIMITS."""
@@ -202,7 +238,7 @@ def _gross(g, account, instrument, side, qty, now_ns):
     return gross, 0
 
 
-@nb.njit(cache=False, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _rate_ok(g, account, now_ns, per_sec, per_min):
     """``RateState.available`` then the RATE_LIMIT test of ``check_order``."""
     last = g.rate_last_ns[account]
@@ -224,7 +260,7 @@ def _rate_ok(g, account, now_ns, per_sec, per_min):
     return not ((per_sec >= 0 and s < 1.0) or (per_min >= 0 and m < 1.0))
 
 
-@nb.njit(cache=False, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _take(g, account, now_ns, per_sec, per_min):
     """``RateState.take``: one token from each bucket that has a rate set."""
     last = g.rate_last_ns[account]
@@ -257,7 +293,7 @@ def _take(g, account, now_ns, per_sec, per_min):
         g.rate_min[account] = -1.0
 
 
-@nb.njit(cache=False, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _reserve(g, account, k, side, qty):
     """``Reservations.add`` for the arrays (the gate keeps the order id itself)."""
     if side == _BUY:
@@ -269,7 +305,7 @@ def _reserve(g, account, k, side, qty):
     g.res_key_version[k] += 1
 
 
-@nb.njit(cache=False, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
     """The staleness reasons of ``check_order``, in its order (0 = current enough)."""
     lag = hwm - applied
@@ -285,9 +321,13 @@ def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
     return 0
 
 
-@nb.njit(cache=False, nogil=True)
-def decide(g, account, instrument, venue, side, qty, price, order_id, now_ns, applied, hwm, hwm_ts, flags):
-    """0 = approved (rate tokens taken, quantities reserved), > 0 a RefuseReason value, < 0 use the reference."""
+@nb.njit(cache=True, nogil=True)
+def decide(meta_address, account, instrument, venue, side, qty, price, order_id, now_ns, applied, hwm, hwm_ts, flags):
+    """0 = approved (rate tokens taken, quantities reserved), > 0 a RefuseReason value, < 0 use the reference.
+
+    ``meta_address`` is the address of the ``meta`` array (an int costs less to pass than an array).
+    """
+    g = _arrays(nb.carray(_address(meta_address), M_LENGTH, np.int64))
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
         return FALLBACK
     k = account * g.stride + instrument

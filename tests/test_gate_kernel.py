@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gate_support import T0, FakeProducer, FakeSubscriber, rec
-from risk_gate import FixedOrder, Gate, GateConfig
+from risk_gate import FixedOrder, Gate, GateConfig, RefuseReason
 from risk_gate.fastpath import KernelCheck
 from risk_gate.kernel import FALLBACK, NEED_LIMITS
 from sequencer.codes import LimitType
@@ -89,10 +89,10 @@ def _decide(kc: KernelCheck, o: FixedOrder, now: int, view: tuple, dup: bool) ->
     flags = (1 if recovering else 0) | (2 if error is not None else 0) | (4 if dup else 0)
     kc.sync()
     args = (*o, now, applied, hwm, hwm_ts, flags)
-    code = kc.decide(kc.arrays, *args)
+    code = kc.decide(kc.meta_address, *args)
     if code == NEED_LIMITS:
         assert kc.load(o.account) or o.account in kc.fallback_accounts
-        code = kc.decide(kc.arrays, *args)
+        code = kc.decide(kc.meta_address, *args)
     return code
 
 
@@ -238,3 +238,37 @@ def test_kernel_when_order_at_a_limit_boundary_then_same_verdict_as_reference(se
     view = (w.seq, w.seq, T0, False, None)
     reason, detail = _reference(w, the_order, view, T0, copy.deepcopy(w.res), copy.deepcopy(w.rates))
     assert _decide(kc, the_order, T0, view, False) == (0 if reason is None else int(reason)), detail
+
+
+def test_kernel_when_gate_fold_restored_from_snapshot_then_decides_on_restored_state(tmp_path):
+    cfg = msgspec.convert({**ALL_ON, "max_position": "2"}, GateConfig)
+    clock = [T0]
+    first = _gate(True, cfg, clock)
+    first.subscriber.push([price_rec(), rec(Kind.POSITION_RESET, account=1, instrument=1, venue=1, qty=19000, price=PX)])
+    first.poll()
+    first.fold.snapshot(tmp_path / "gate.snap")
+    second = _gate(True, cfg, clock)
+    book_arrays = {name: id(arr) for name, arr in second._kernel.arrays.items()}
+    second.fold.restore(tmp_path / "gate.snap")
+    second.subscriber.next_seq = second.fold.applied_seq + 1
+    second.subscriber.heartbeat(second.fold.applied_seq, T0)
+    assert {name: id(arr) for name, arr in second._kernel.arrays.items()} == book_arrays
+    assert int(second.book.pos[1, 1]) == 19000
+    assert second.check(FixedOrder(1, 1, 1, 1, 1001, PX, 77)).reason is RefuseReason.MAX_POSITION
+    assert second.check(FixedOrder(1, 1, 1, 1, 1000, PX, 78)).approved
+
+
+@pytest.mark.parametrize("later_s", [0, 10, 19, 21, 60])
+def test_kernel_when_minute_bucket_refills_then_same_verdict_and_tokens_as_reference(later_s):
+    w = World(rate_per_min=3, price_ttl_ms=100_000, max_open_orders=100, max_position="100")
+    w.apply(price_rec())
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    for n in range(3):
+        assert _decide(kc, FixedOrder(1, 1, 1, 1, 1, PX, n + 1), T0, (w.seq, w.seq, T0, False, None), False) == 0
+    now = T0 + later_s * 1_000_000_000
+    the_order = FixedOrder(1, 1, 1, 1, 1, PX, 9)
+    view = (w.seq, w.seq, now, False, None)
+    rates_ref = copy.deepcopy(w.rates)
+    reason, detail = _reference(w, the_order, view, now, copy.deepcopy(w.res), rates_ref)
+    assert _decide(kc, the_order, now, view, False) == (0 if reason is None else int(reason)), detail
+    assert np.array_equal(w.rates.min, rates_ref.min)

@@ -353,7 +353,7 @@ class Gate:
                 detail = f"decision not published: {type(exc).__name__}: {exc}"
         if reason is None:
             self._approved += 1
-            decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
+            decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, oid)
         else:
             self._refused += 1
             name = reason.name

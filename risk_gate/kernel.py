@@ -239,58 +239,37 @@ def _gross(g, account, instrument, side, qty, now_ns):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _rate_ok(g, account, now_ns, per_sec, per_min):
-    """``RateState.available`` then the RATE_LIMIT test of ``check_order``."""
+def _refill(tokens, gain, rate):
+    """A bucket after refilling by ``gain`` tokens, capped at ``rate`` (``tokens < 0`` = never used: full)."""
+    if tokens < 0:
+        return rate
+    tokens += gain
+    return rate if tokens > rate else tokens
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _buckets(g, account, now_ns, per_sec, per_min):
+    """``RateState.available``: the tokens in both buckets at ``now_ns`` (same float operations)."""
     last = g.rate_last_ns[account]
     dt = (now_ns - last) * 1e-9 if now_ns > last else 0.0
-    s = g.rate_sec[account]
-    m = g.rate_min[account]
-    if s < 0:
-        s = per_sec
-    else:
-        s += dt * per_sec
-        if s > per_sec:
-            s = per_sec
-    if m < 0:
-        m = per_min
-    else:
-        m += dt * per_min / 60.0
-        if m > per_min:
-            m = per_min
+    return _refill(g.rate_sec[account], dt * per_sec, per_sec), _refill(g.rate_min[account], dt * per_min / 60.0, per_min)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _rate_ok(g, account, now_ns, per_sec, per_min):
+    """The RATE_LIMIT test of ``check_order``."""
+    s, m = _buckets(g, account, now_ns, per_sec, per_min)
     return not ((per_sec >= 0 and s < 1.0) or (per_min >= 0 and m < 1.0))
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _take(g, account, now_ns, per_sec, per_min):
     """``RateState.take``: one token from each bucket that has a rate set."""
-    last = g.rate_last_ns[account]
-    if now_ns > last:
-        dt = (now_ns - last) * 1e-9
+    s, m = _buckets(g, account, now_ns, per_sec, per_min)
+    if now_ns > g.rate_last_ns[account]:
         g.rate_last_ns[account] = now_ns
-    else:
-        dt = 0.0
-    if per_sec >= 0:
-        s = g.rate_sec[account]
-        if s < 0:
-            s = per_sec
-        else:
-            s += dt * per_sec
-            if s > per_sec:
-                s = per_sec
-        g.rate_sec[account] = s - 1.0
-    else:
-        g.rate_sec[account] = -1.0
-    if per_min >= 0:
-        m = g.rate_min[account]
-        if m < 0:
-            m = per_min
-        else:
-            m += dt * per_min / 60.0
-            if m > per_min:
-                m = per_min
-        g.rate_min[account] = m - 1.0
-    else:
-        g.rate_min[account] = -1.0
+    g.rate_sec[account] = s - 1.0 if per_sec >= 0 else -1.0
+    g.rate_min[account] = m - 1.0 if per_min >= 0 else -1.0
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

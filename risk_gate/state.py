@@ -99,51 +99,20 @@ class RateState:
         """Tokens in the two buckets at ``now_ns`` (without taking any)."""
         last = self.last_ns[account]
         dt = (now_ns - last) * 1e-9 if now_ns > last else 0.0
-        s = self.sec[account]
-        m = self.min[account]
-        # Plain comparisons: builtins.min costs several times more on this hot path.
-        if s < 0:
-            s = per_sec
-        else:
-            s += dt * per_sec
-            if s > per_sec:
-                s = per_sec
-        if m < 0:
-            m = per_min
-        else:
-            m += dt * per_min / 60.0
-            if m > per_min:
-                m = per_min
-        return s, m
+        return _refill(self.sec[account], dt * per_sec, per_sec), _refill(self.min[account], dt * per_min / 60.0, per_min)
 
     def take(self, account: int, now_ns: int, per_sec: float, per_min: float) -> None:
         """Take one token from each bucket that has a rate set (``< 0`` = no limit)."""
-        # available() inlined: this runs on every approval.
-        last = self.last_ns[account]
-        if now_ns > last:
-            dt = (now_ns - last) * 1e-9
+        s, m = self.available(account, now_ns, per_sec, per_min)
+        if now_ns > self.last_ns[account]:
             self.last_ns[account] = now_ns
-        else:
-            dt = 0.0
-        if per_sec >= 0:
-            s = self.sec[account]
-            if s < 0:
-                s = per_sec
-            else:
-                s += dt * per_sec
-                if s > per_sec:
-                    s = per_sec
-            self.sec[account] = s - 1.0
-        else:
-            self.sec[account] = -1.0
-        if per_min >= 0:
-            m = self.min[account]
-            if m < 0:
-                m = per_min
-            else:
-                m += dt * per_min / 60.0
-                if m > per_min:
-                    m = per_min
-            self.min[account] = m - 1.0
-        else:
-            self.min[account] = -1.0
+        self.sec[account] = s - 1.0 if per_sec >= 0 else -1.0
+        self.min[account] = m - 1.0 if per_min >= 0 else -1.0
+
+
+def _refill(tokens: float, gain: float, rate: float) -> float:
+    """A bucket after refilling by ``gain`` tokens, capped at ``rate`` (``tokens < 0`` = never used: full)."""
+    if tokens < 0:
+        return rate
+    tokens += gain
+    return rate if tokens > rate else tokens

@@ -33,7 +33,8 @@ import hashlib
 import numpy as np
 
 from consumers.hashtable import (
-    build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_log, table_capacity, table_shift,
+    build_id_table, grow_id_table, grow_pair_table, id_find, pair_find, pair_table_from_log, table_capacity,
+    table_shift,
 )
 from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, TRADE_DTYPE, apply_batch, check_batch
 from oms.states import NEXT
@@ -48,6 +49,7 @@ STATE_ARRAYS = (
     "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trades",
 )
 _TABLES = {"orders": 0, "anomalies": 1, "trades": 2}
+_ROW_GROWTH = 4
 
 
 class BookError(ValueError):
@@ -139,13 +141,17 @@ class Book:
         for name, want in zip(_TABLES, need):
             table = getattr(self, name)
             if want > len(table):
-                grown = np.zeros(max(want, 2 * len(table)), table.dtype)
+                # np.zeros pages are only faulted in when written, so growing 4x costs address
+                # space, not memory, and copies (and re-faults) the live rows a third as often.
+                grown = np.zeros(max(want, _ROW_GROWTH * len(table)), table.dtype)
                 used = int(self.counts[_TABLES[name]])
                 grown[:used] = table[:used]
                 setattr(self, name, grown)
         ord_cap = len(self._ord_table) // 2
         if 2 * need[0] > ord_cap:
-            self._build_order_index(max(2 * ord_cap, table_capacity(need[0])))
+            cap = max(2 * ord_cap, table_capacity(need[0]))
+            self._ord_shift = table_shift(cap)
+            self._ord_table = grow_id_table(self._ord_table, cap, self._ord_shift)
         # Each fill adds at most one 64-id block to the trade-id set.
         tr_cap = len(self._tr_table) // 4
         blocks = int(self.counts[4]) + n_fill

@@ -10,11 +10,14 @@ Two tables exist:
 
 * order index: slot ``h`` is ``table[2h]`` = order id (``0`` = empty, order ids are > 0) and
   ``table[2h + 1]`` = the order's row in the order table. Ids are hashed in groups of
-  ``1 << ID_GROUP_BITS`` consecutive ids: the group is Fibonacci-hashed to a group of
-  adjacent slots and the low bits pick the slot inside it, so orders created one after the
-  other (increasing ids, the usual case) share cache lines instead of each costing a miss.
-  Keys are still spread uniformly at group granularity, which keeps linear probing from the
-  primary clustering an identity hash would cause.
+  ``1 << ID_GROUP_BITS`` (16) consecutive ids: the group is Fibonacci-hashed to a block of
+  16 adjacent slots (256 bytes, page-aligned table) and the low bits, rotated by a
+  group-dependent amount, pick the slot inside it. Orders created one after the other
+  (increasing ids, the usual case) share cache lines instead of each costing a miss; keys
+  are still spread uniformly at block granularity (no primary clustering as with an
+  identity hash), and the rotation keeps ids in strides of 16 from all starting at one
+  offset. Growing re-places the old table's slots in slot order, which writes the new table
+  front to back (a block only gains a low bit of its home), instead of random inserts.
 * venue trade-id set: members are pairs (venue, trade id), stored as bitmaps of 64
   consecutive trade ids. Slot ``h`` is ``table[4h]`` = ``trade_id >> 6`` (the block),
   ``table[4h + 1]`` = venue + 1 (``0`` = empty slot; venues are >= 0), ``table[4h + 2]`` =
@@ -48,16 +51,20 @@ __all__ = [
     "id_slot",
     "pair_insert",
     "build_id_table",
+    "grow_id_table",
+    "zeros_aligned",
     "grow_pair_table",
     "pair_table_blocks",
     "pair_table_from_log",
 ]
 
-MIN_CAPACITY = 16
-ID_GROUP_BITS = 2
+ID_GROUP_BITS = 4
+MIN_CAPACITY = 2 << ID_GROUP_BITS  # the order index needs more slots than one group
 _PHI = np.uint64(0x9E3779B97F4A7C15)
 _GROUP = ID_GROUP_BITS
 _GROUP_MASK = (1 << ID_GROUP_BITS) - 1
+_ROT_SHIFT = 16  # hash bits [16, 16 + ID_GROUP_BITS): below the home bits of any table up to 2**48 slots
+_ALIGN = 4096
 
 
 def table_capacity(entries: int) -> int:
@@ -75,10 +82,13 @@ def table_shift(capacity: int) -> int:
 
 @njit(cache=True, inline="always")
 def id_slot(key: int, shift: int) -> int:
-    """Home slot of ``key`` in an order index (for prefetching)."""
-    group = np.uint64(key) >> np.uint64(_GROUP)
-    home = (group * _PHI) >> np.uint64(shift + _GROUP)
-    return np.int64((home << np.uint64(_GROUP)) | (np.uint64(key) & np.uint64(_GROUP_MASK)))
+    """Home slot of ``key`` in an order index."""
+    mixed = (np.uint64(key) >> np.uint64(_GROUP)) * _PHI
+    home = mixed >> np.uint64(shift + _GROUP)
+    # Rotate inside the group by hash bits no table size uses for ``home``, so ids that share
+    # their low bits (a stride of the group size) do not all start probing at one offset.
+    low = (np.uint64(key) + (mixed >> np.uint64(_ROT_SHIFT))) & np.uint64(_GROUP_MASK)
+    return np.int64((home << np.uint64(_GROUP)) | low)
 
 
 @njit(cache=True)
@@ -175,12 +185,42 @@ def pair_find(table: np.ndarray, shift: int, venue: int, key: int) -> bool:
         h = (h + 1) & mask
 
 
+def zeros_aligned(n: int, dtype=np.int64) -> np.ndarray:
+    """``np.zeros(n, dtype)`` whose data starts on a page boundary, so a slot group never
+    straddles more cache lines than its size needs (numpy's own buffers are 16-byte aligned)."""
+    dtype = np.dtype(dtype)
+    buf = np.zeros(n * dtype.itemsize + _ALIGN, np.uint8)
+    off = -buf.ctypes.data % _ALIGN
+    return buf[off : off + n * dtype.itemsize].view(dtype)
+
+
 @njit(cache=True)
-def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
-    """A fresh index ``ids[row] -> row`` for rows in order (ids are unique and > 0)."""
-    table = np.zeros(2 * capacity, dtype=np.int64)
+def _fill_id_table(table: np.ndarray, shift: int, ids: np.ndarray) -> None:
     for row in range(len(ids)):
         id_insert(table, shift, ids[row], row)
+
+
+def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
+    """A fresh index ``ids[row] -> row`` for rows in order (ids are unique and > 0)."""
+    table = zeros_aligned(2 * capacity)
+    _fill_id_table(table, shift, ids)
+    return table
+
+
+@njit(cache=True)
+def _replace_ids(old: np.ndarray, table: np.ndarray, shift: int) -> None:
+    # Slots are scanned in order and a group's home only gains low bits as the table grows,
+    # so the writes move forward through the new table: a streaming pass, not random inserts.
+    for s in range(len(old) // 2):
+        key = old[2 * s]
+        if key != 0:
+            id_insert(table, shift, key, old[2 * s + 1])
+
+
+def grow_id_table(old: np.ndarray, capacity: int, shift: int) -> np.ndarray:
+    """The same index with ``capacity`` slots, re-placed from ``old``'s slots (no order-table scan)."""
+    table = zeros_aligned(2 * capacity)
+    _replace_ids(old, table, shift)
     return table
 
 

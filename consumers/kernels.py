@@ -8,6 +8,10 @@ plain-Python reference with identical semantics; tests compare every array of th
 Table layouts (``ORDER_DTYPE``, ``ANOMALY_DTYPE``, ``TRADE_DTYPE``) live here because the
 kernel is what defines them. Event semantics are documented in ``docs/fold.md``.
 
+The kernel inlines ``consumers.hashtable``'s slot functions, but numba's ``cache=True`` only
+checks this file's timestamp: a change to the hashing must touch this file too (or the old
+compiled kernel is loaded and probes the tables with the old hash).
+
 Money is exact: position ``pos`` in lots, cost basis ``cost`` and realized PnL ``rpnl`` in
 ticks x lots (int64), average-cost method. When a position is reduced by ``q`` lots, the cost
 removed is ``floor(cost * q / |pos|)`` computed without overflow as

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from consumers.book import Book
 from consumers.hashtable import (
     build_id_table,
+    grow_id_table,
     grow_pair_table,
     id_find,
     id_insert_new,
@@ -95,6 +96,38 @@ def test_id_insert_new_when_ids_repeat_then_first_row_kept_like_a_dict(ids):
     rebuilt = build_id_table(unique, cap, shift)
     for row, oid in enumerate(unique):
         assert id_find(rebuilt, shift, int(oid)) == row
+
+
+@st.composite
+def order_ids(draw):
+    """Unique order ids: runs in strides (1, the group size, larger), random huge ids, shuffled or not."""
+    ids: list[int] = []
+    for _ in range(draw(st.integers(1, 5))):
+        start = draw(st.integers(1, 2**62))
+        step = draw(st.sampled_from([1, 1, 3, 16, 64, 1000]))
+        ids.extend(start + k * step for k in range(draw(st.integers(1, 200))))
+    ids.extend(draw(st.lists(st.integers(1, 2**63 - 1), max_size=50)))
+    ids = list(dict.fromkeys(ids))
+    return draw(st.permutations(ids)) if draw(st.booleans()) else ids
+
+
+@settings(max_examples=60, deadline=None)
+@given(ids=order_ids(), doublings=st.integers(1, 3))
+def test_grow_id_table_when_grown_then_every_id_found_with_its_row(ids, doublings):
+    cap = table_capacity(len(ids))
+    shift = table_shift(cap)
+    table = build_id_table(np.array(ids, np.int64), cap, shift)
+    for _ in range(doublings):
+        cap *= 2
+        shift = table_shift(cap)
+        table = grow_id_table(table, cap, shift)
+    assert table.ctypes.data % 256 == 0
+    assert np.count_nonzero(table[0::2]) == len(ids)
+    for row, oid in enumerate(ids):
+        assert id_find(table, shift, oid) == row
+    present = set(ids)
+    absent = next(k for k in range(1, len(ids) + 2) if k not in present)
+    assert id_find(table, shift, absent) == -1
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,16 +8,19 @@ cache line.
 
 Two tables exist:
 
-* order index: slot ``h`` is ``table[2h]`` = order id (``0`` = empty, order ids are > 0) and
-  ``table[2h + 1]`` = the order's row in the order table. Ids are hashed in groups of
-  ``1 << ID_GROUP_BITS`` (16) consecutive ids: the group is Fibonacci-hashed to a block of
-  16 adjacent slots (256 bytes, page-aligned table) and the low bits, rotated by a
-  group-dependent amount, pick the slot inside it. Orders created one after the other
-  (increasing ids, the usual case) share cache lines instead of each costing a miss; keys
-  are still spread uniformly at block granularity (no primary clustering as with an
-  identity hash), and the rotation keeps ids in strides of 16 from all starting at one
-  offset. Growing re-places the old table's slots in slot order, which writes the new table
-  front to back (a block only gains a low bit of its home), instead of random inserts.
+* order index: slot ``h`` is ``table[h]`` = the order's row in the order table + 1 (uint32,
+  ``0`` = empty); the key is not stored, probes compare ``keys[row]`` (the order table's
+  ``order_id`` column), which the fold reads next anyway. Four bytes a slot keep the table
+  a quarter of a key/value pair table: fewer cache lines per lookup, and fewer pages to
+  fault in when the table grows. Ids are hashed in groups of ``1 << ID_GROUP_BITS`` (16)
+  consecutive ids: the group is Fibonacci-hashed to a block of 16 adjacent slots (one
+  64-byte cache line, page-aligned table) and the low bits, rotated by a group-dependent
+  amount, pick the slot inside it. Orders created one after the other (increasing ids, the
+  usual case) share a line instead of each costing a miss, and their rows are adjacent, so a
+  probe past a neighbour's slot reads a row already in cache; blocks are still spread
+  uniformly (no primary clustering as with an identity hash), and the rotation keeps ids in
+  strides of 16 from all starting at one offset. Growing rebuilds the table from the order
+  table in row order: a sequential read of the ids, one random line write per group.
 * venue trade-id set: members are pairs (venue, trade id), stored as bitmaps of 64
   consecutive trade ids. Slot ``h`` is ``table[4h]`` = ``trade_id >> 6`` (the block),
   ``table[4h + 1]`` = venue + 1 (``0`` = empty slot; venues are >= 0), ``table[4h + 2]`` =
@@ -26,8 +29,8 @@ Two tables exist:
   mostly in sequence, so the set costs about one slot per 64 fills and the slot being
   filled stays in cache; any order of ids, and duplicates, are handled exactly.
 
-Key and value share one int64 array, interleaved, so a probe touches one cache line instead
-of two: the fold is bound by these random accesses (see ``docs/fold.md``).
+In the trade-id set key and value share one int64 array, interleaved, so a probe touches one
+cache line instead of two: the fold is bound by these random accesses (see ``docs/fold.md``).
 
 Kernels never allocate: the Python side calls :func:`table_capacity` and grows a table
 *before* a batch whose worst case would push its load over one half.
@@ -50,8 +53,8 @@ __all__ = [
     "pair_slot",
     "id_slot",
     "pair_insert",
+    "MAX_ROWS",
     "build_id_table",
-    "grow_id_table",
     "zeros_aligned",
     "grow_pair_table",
     "pair_table_blocks",
@@ -65,6 +68,8 @@ _GROUP = ID_GROUP_BITS
 _GROUP_MASK = (1 << ID_GROUP_BITS) - 1
 _ROT_SHIFT = 16  # hash bits [16, 16 + ID_GROUP_BITS): below the home bits of any table up to 2**48 slots
 _ALIGN = 4096
+MAX_ROWS = 2**32 - 2
+"""Rows an order index can address (slots hold ``row + 1`` as uint32; ``0`` = empty)."""
 
 
 def table_capacity(entries: int) -> int:
@@ -92,43 +97,41 @@ def id_slot(key: int, shift: int) -> int:
 
 
 @njit(cache=True)
-def id_find(table: np.ndarray, shift: int, key: int) -> int:
-    """Value stored for ``key`` or ``-1``."""
-    mask = len(table) // 2 - 1
+def id_find(table: np.ndarray, shift: int, key: int, keys: np.ndarray) -> int:
+    """Row of ``key`` (``keys[row] == key``) or ``-1``."""
+    mask = len(table) - 1
     h = id_slot(key, shift)
     while True:
-        k = table[2 * h]
-        if k == key:
-            return table[2 * h + 1]
-        if k == 0:
+        v = np.int64(table[h])
+        if v == 0:
             return -1
+        if keys[v - 1] == key:
+            return v - 1
         h = (h + 1) & mask
 
 
 @njit(cache=True)
-def id_insert(table: np.ndarray, shift: int, key: int, val: int) -> None:
-    """Insert ``key -> val``; the caller has checked that ``key`` is absent and there is room."""
-    mask = len(table) // 2 - 1
+def id_insert(table: np.ndarray, shift: int, key: int, row: int) -> None:
+    """Index ``row`` under ``key``; the caller has checked that ``key`` is absent and there is room."""
+    mask = len(table) - 1
     h = id_slot(key, shift)
-    while table[2 * h] != 0:
+    while table[h] != 0:
         h = (h + 1) & mask
-    table[2 * h] = key
-    table[2 * h + 1] = val
+    table[h] = row + 1
 
 
 @njit(cache=True)
-def id_insert_new(table: np.ndarray, shift: int, key: int, val: int) -> bool:
-    """Insert ``key -> val`` unless ``key`` is present (then ``False``, nothing changed); one probe pass."""
-    mask = len(table) // 2 - 1
+def id_insert_new(table: np.ndarray, shift: int, key: int, row: int, keys: np.ndarray) -> bool:
+    """Index ``row`` under ``key`` unless ``key`` is present (then ``False``, nothing changed); one probe pass."""
+    mask = len(table) - 1
     h = id_slot(key, shift)
     while True:
-        k = table[2 * h]
-        if k == key:
-            return False
-        if k == 0:
-            table[2 * h] = key
-            table[2 * h + 1] = val
+        v = np.int64(table[h])
+        if v == 0:
+            table[h] = row + 1
             return True
+        if keys[v - 1] == key:
+            return False
         h = (h + 1) & mask
 
 
@@ -201,26 +204,11 @@ def _fill_id_table(table: np.ndarray, shift: int, ids: np.ndarray) -> None:
 
 
 def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
-    """A fresh index ``ids[row] -> row`` for rows in order (ids are unique and > 0)."""
-    table = zeros_aligned(2 * capacity)
+    """A fresh index of ``capacity`` slots for ``ids[row] -> row`` (ids unique)."""
+    if len(ids) > MAX_ROWS:
+        raise ValueError(f"an order index holds at most {MAX_ROWS} rows, got {len(ids)}")
+    table = zeros_aligned(capacity, np.uint32)
     _fill_id_table(table, shift, ids)
-    return table
-
-
-@njit(cache=True)
-def _replace_ids(old: np.ndarray, table: np.ndarray, shift: int) -> None:
-    # Slots are scanned in order and a group's home only gains low bits as the table grows,
-    # so the writes move forward through the new table: a streaming pass, not random inserts.
-    for s in range(len(old) // 2):
-        key = old[2 * s]
-        if key != 0:
-            id_insert(table, shift, key, old[2 * s + 1])
-
-
-def grow_id_table(old: np.ndarray, capacity: int, shift: int) -> np.ndarray:
-    """The same index with ``capacity`` slots, re-placed from ``old``'s slots (no order-table scan)."""
-    table = zeros_aligned(2 * capacity)
-    _replace_ids(old, table, shift)
     return table
 
 

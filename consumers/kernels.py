@@ -200,12 +200,13 @@ def _reset(pos, vpos, cost, ref_px, a, v, i, new_qty, px):
 @njit(cache=True)
 def apply_batch(
     recs, pos, vpos, cost, rpnl, open_buy, open_sell, open_orders, ref_px, ref_ts,
-    tstate_all, tstate_acct, tstate_instr, orders, ord_table, ord_shift,
+    tstate_all, tstate_acct, tstate_instr, orders, order_ids, ord_table, ord_shift,
     trades, tr_table, tr_shift, anomalies, counts, nxt,
 ):
     """Fold ``recs`` into the Book arrays.
 
-    ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used].
+    ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used];
+    ``order_ids`` is the ``orders["order_id"]`` view, the keys the order index compares.
 
     The caller has run :func:`check_batch` and grown every table for the batch's worst case.
     """
@@ -232,7 +233,7 @@ def apply_batch(
             n_tr += 1
             q = rec.qty
             px = rec.price
-            row = id_find(ord_table, ord_shift, oid)
+            row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
                 dq = q if rec.side == 1 else -q
                 _move(pos, vpos, cost, rpnl, rec.account, rec.venue, rec.instrument, dq, px)
@@ -268,7 +269,8 @@ def apply_batch(
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            if not id_insert_new(ord_table, ord_shift, oid, n_ord):
+            # The row's order_id must be written before any later probe compares it.
+            if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_ids):
                 n_an = _anomaly(anomalies, n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
             o = orders[n_ord]
@@ -295,7 +297,7 @@ def apply_batch(
             else:
                 o.state = S_REFUSED
         elif kind == K_ACK or kind == K_CANCEL or kind == K_REJECT:
-            row = id_find(ord_table, ord_shift, oid)
+            row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
                 n_an = _anomaly(anomalies, n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
                 continue

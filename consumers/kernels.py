@@ -132,12 +132,14 @@ def check_batch(recs, first_seq, n_acc, n_ins, n_ven):
 
 @njit(cache=True, inline="always")
 def muldiv_floor(c, q, d):
-    """``floor(c * q / d)`` for ``0 <= q <= d``, exact in int64 when ``c * q`` fits or ``d * q < 2**63``.
+    """``floor(c * q / d)`` for ``q >= 0``, ``d > 0``.
+
+    Exact when ``c * q`` fits in int64, or when ``q <= d`` and ``d * q < 2**63``.
 
     64-bit divisions cost tens of cycles each, so: closing all of ``d`` is ``c`` itself; when
     ``c * q`` surely fits in int64 (the float estimate, off by far less than its margin,
     is under 4e18 < 2**63) one floor division; otherwise the split form, which only forms
-    ``c // d * q`` (at most ``|c|``) and ``(c % d) * q < d * q``.
+    ``c // d * q`` (at most ``|c|`` when ``q <= d``) and ``(c % d) * q < d * q``.
     """
     if q == d:
         return c

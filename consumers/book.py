@@ -146,8 +146,9 @@ class Book:
                 # np.zeros pages are only faulted in when written, so growing 4x costs address
                 # space, not memory, and copies (and re-faults) the live rows a third as often.
                 grown = np.zeros(max(want, _ROW_GROWTH * len(table)), table.dtype)
-                used = int(self.counts[_TABLES[name]])
-                grown[:used] = table[:used]
+                used = int(self.counts[_TABLES[name]]) * table.dtype.itemsize
+                # As bytes: numpy copies structured rows field by field, ~5x slower than memcpy.
+                grown.view(np.uint8)[:used] = table.view(np.uint8)[:used]
                 setattr(self, name, grown)
         ord_cap = len(self._ord_table)
         if 2 * need[0] > ord_cap:

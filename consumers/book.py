@@ -33,7 +33,8 @@ import hashlib
 import numpy as np
 
 from consumers.hashtable import (
-    build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_log, table_capacity, table_shift,
+    MAX_ROWS, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_log,
+    table_capacity, table_shift,
 )
 from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, TRADE_DTYPE, apply_batch, check_batch
 from oms.states import NEXT
@@ -48,6 +49,7 @@ STATE_ARRAYS = (
     "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trades",
 )
 _TABLES = {"orders": 0, "anomalies": 1, "trades": 2}
+_ROW_GROWTH = 4
 
 
 class BookError(ValueError):
@@ -128,7 +130,7 @@ class Book:
         apply_batch(
             records, self.pos, self.vpos, self.cost, self.rpnl, self.open_buy, self.open_sell,
             self.open_orders, self.ref_px, self.ref_ts, self.tstate_all, self.tstate_acct,
-            self.tstate_instr, self.orders, self._ord_table, self._ord_shift,
+            self.tstate_instr, self.orders, self.orders["order_id"], self._ord_table, self._ord_shift,
             self.trades, self._tr_table, self._tr_shift, self.anomalies,
             self.counts, NEXT,
         )
@@ -136,14 +138,19 @@ class Book:
     def _reserve(self, n_new: int, n_fill: int, n_events: int) -> None:
         """Grow tables so the batch's worst case fits (each record adds at most one row to each)."""
         need = (self.n_orders + n_new, self.n_anomalies + n_events, self.n_trades + n_fill)
+        if need[0] > MAX_ROWS:
+            raise BookError(f"the order index addresses at most {MAX_ROWS} orders")
         for name, want in zip(_TABLES, need):
             table = getattr(self, name)
             if want > len(table):
-                grown = np.zeros(max(want, 2 * len(table)), table.dtype)
-                used = int(self.counts[_TABLES[name]])
-                grown[:used] = table[:used]
+                # np.zeros pages are only faulted in when written, so growing 4x costs address
+                # space, not memory, and copies (and re-faults) the live rows a third as often.
+                grown = np.zeros(max(want, _ROW_GROWTH * len(table)), table.dtype)
+                used = int(self.counts[_TABLES[name]]) * table.dtype.itemsize
+                # As bytes: numpy copies structured rows field by field, ~5x slower than memcpy.
+                grown.view(np.uint8)[:used] = table.view(np.uint8)[:used]
                 setattr(self, name, grown)
-        ord_cap = len(self._ord_table) // 2
+        ord_cap = len(self._ord_table)
         if 2 * need[0] > ord_cap:
             self._build_order_index(max(2 * ord_cap, table_capacity(need[0])))
         # Each fill adds at most one 64-id block to the trade-id set.
@@ -156,7 +163,7 @@ class Book:
 
     def _build_order_index(self, cap: int) -> None:
         self._ord_shift = table_shift(cap)
-        self._ord_table = build_id_table(self.orders["order_id"][: self.n_orders].copy(), cap, self._ord_shift)
+        self._ord_table = build_id_table(self.orders["order_id"][: self.n_orders], cap, self._ord_shift)
 
     def _build_trade_set(self) -> None:
         live = self.trades[: self.n_trades]
@@ -170,7 +177,7 @@ class Book:
         """Row of ``order_id`` in ``orders`` or ``-1`` if the Book has not seen it."""
         if order_id <= 0:
             return -1
-        return int(id_find(self._ord_table, self._ord_shift, order_id))
+        return int(id_find(self._ord_table, self._ord_shift, order_id, self.orders["order_id"]))
 
     def has_trade(self, venue: int, trade_id: int) -> bool:
         """Whether a fill with this (venue, trade id) has been applied."""

@@ -8,13 +8,19 @@ cache line.
 
 Two tables exist:
 
-* order index: slot ``h`` is ``table[2h]`` = order id (``0`` = empty, order ids are > 0) and
-  ``table[2h + 1]`` = the order's row in the order table. Ids are hashed in groups of
-  ``1 << ID_GROUP_BITS`` consecutive ids: the group is Fibonacci-hashed to a group of
-  adjacent slots and the low bits pick the slot inside it, so orders created one after the
-  other (increasing ids, the usual case) share cache lines instead of each costing a miss.
-  Keys are still spread uniformly at group granularity, which keeps linear probing from the
-  primary clustering an identity hash would cause.
+* order index: slot ``h`` is ``table[h]`` = the order's row in the order table + 1 (uint32,
+  ``0`` = empty); the key is not stored, probes compare ``keys[row]`` (the order table's
+  ``order_id`` column), which the fold reads next anyway. Four bytes a slot keep the table
+  a quarter of a key/value pair table: fewer cache lines per lookup, and fewer pages to
+  fault in when the table grows. Ids are hashed in groups of ``1 << ID_GROUP_BITS`` (16)
+  consecutive ids: the group is Fibonacci-hashed to a block of 16 adjacent slots (one
+  64-byte cache line, page-aligned table) and the low bits, rotated by a group-dependent
+  amount, pick the slot inside it. Orders created one after the other (increasing ids, the
+  usual case) share a line instead of each costing a miss, and their rows are adjacent, so a
+  probe past a neighbour's slot reads a row already in cache; blocks are still spread
+  uniformly (no primary clustering as with an identity hash), and the rotation keeps ids in
+  strides of 16 from all starting at one offset. Growing rebuilds the table from the order
+  table in row order: a sequential read of the ids, one random line write per group.
 * venue trade-id set: members are pairs (venue, trade id), stored as bitmaps of 64
   consecutive trade ids. Slot ``h`` is ``table[4h]`` = ``trade_id >> 6`` (the block),
   ``table[4h + 1]`` = venue + 1 (``0`` = empty slot; venues are >= 0), ``table[4h + 2]`` =
@@ -23,8 +29,8 @@ Two tables exist:
   mostly in sequence, so the set costs about one slot per 64 fills and the slot being
   filled stays in cache; any order of ids, and duplicates, are handled exactly.
 
-Key and value share one int64 array, interleaved, so a probe touches one cache line instead
-of two: the fold is bound by these random accesses (see ``docs/fold.md``).
+In the trade-id set key and value share one int64 array, interleaved, so a probe touches one
+cache line instead of two: the fold is bound by these random accesses (see ``docs/fold.md``).
 
 Kernels never allocate: the Python side calls :func:`table_capacity` and grows a table
 *before* a batch whose worst case would push its load over one half.
@@ -47,17 +53,23 @@ __all__ = [
     "pair_slot",
     "id_slot",
     "pair_insert",
+    "MAX_ROWS",
     "build_id_table",
+    "zeros_aligned",
     "grow_pair_table",
     "pair_table_blocks",
     "pair_table_from_log",
 ]
 
-MIN_CAPACITY = 16
-ID_GROUP_BITS = 2
+ID_GROUP_BITS = 4
+MIN_CAPACITY = 2 << ID_GROUP_BITS  # the order index needs more slots than one group
 _PHI = np.uint64(0x9E3779B97F4A7C15)
 _GROUP = ID_GROUP_BITS
 _GROUP_MASK = (1 << ID_GROUP_BITS) - 1
+_ROT_SHIFT = 16  # hash bits [16, 16 + ID_GROUP_BITS): below the home bits of any table up to 2**48 slots
+_ALIGN = 4096
+MAX_ROWS = 2**32 - 2
+"""Rows an order index can address (slots hold ``row + 1`` as uint32; ``0`` = empty)."""
 
 
 def table_capacity(entries: int) -> int:
@@ -75,50 +87,51 @@ def table_shift(capacity: int) -> int:
 
 @njit(cache=True, inline="always")
 def id_slot(key: int, shift: int) -> int:
-    """Home slot of ``key`` in an order index (for prefetching)."""
-    group = np.uint64(key) >> np.uint64(_GROUP)
-    home = (group * _PHI) >> np.uint64(shift + _GROUP)
-    return np.int64((home << np.uint64(_GROUP)) | (np.uint64(key) & np.uint64(_GROUP_MASK)))
+    """Home slot of ``key`` in an order index."""
+    mixed = (np.uint64(key) >> np.uint64(_GROUP)) * _PHI
+    home = mixed >> np.uint64(shift + _GROUP)
+    # Rotate inside the group by hash bits no table size uses for ``home``, so ids that share
+    # their low bits (a stride of the group size) do not all start probing at one offset.
+    low = (np.uint64(key) + (mixed >> np.uint64(_ROT_SHIFT))) & np.uint64(_GROUP_MASK)
+    return np.int64((home << np.uint64(_GROUP)) | low)
 
 
 @njit(cache=True)
-def id_find(table: np.ndarray, shift: int, key: int) -> int:
-    """Value stored for ``key`` or ``-1``."""
-    mask = len(table) // 2 - 1
+def id_find(table: np.ndarray, shift: int, key: int, keys: np.ndarray) -> int:
+    """Row of ``key`` (``keys[row] == key``) or ``-1``."""
+    mask = len(table) - 1
     h = id_slot(key, shift)
     while True:
-        k = table[2 * h]
-        if k == key:
-            return table[2 * h + 1]
-        if k == 0:
+        v = np.int64(table[h])
+        if v == 0:
             return -1
+        if keys[v - 1] == key:
+            return v - 1
         h = (h + 1) & mask
 
 
 @njit(cache=True)
-def id_insert(table: np.ndarray, shift: int, key: int, val: int) -> None:
-    """Insert ``key -> val``; the caller has checked that ``key`` is absent and there is room."""
-    mask = len(table) // 2 - 1
+def id_insert(table: np.ndarray, shift: int, key: int, row: int) -> None:
+    """Index ``row`` under ``key``; the caller has checked that ``key`` is absent and there is room."""
+    mask = len(table) - 1
     h = id_slot(key, shift)
-    while table[2 * h] != 0:
+    while table[h] != 0:
         h = (h + 1) & mask
-    table[2 * h] = key
-    table[2 * h + 1] = val
+    table[h] = row + 1
 
 
 @njit(cache=True)
-def id_insert_new(table: np.ndarray, shift: int, key: int, val: int) -> bool:
-    """Insert ``key -> val`` unless ``key`` is present (then ``False``, nothing changed); one probe pass."""
-    mask = len(table) // 2 - 1
+def id_insert_new(table: np.ndarray, shift: int, key: int, row: int, keys: np.ndarray) -> bool:
+    """Index ``row`` under ``key`` unless ``key`` is present (then ``False``, nothing changed); one probe pass."""
+    mask = len(table) - 1
     h = id_slot(key, shift)
     while True:
-        k = table[2 * h]
-        if k == key:
-            return False
-        if k == 0:
-            table[2 * h] = key
-            table[2 * h + 1] = val
+        v = np.int64(table[h])
+        if v == 0:
+            table[h] = row + 1
             return True
+        if keys[v - 1] == key:
+            return False
         h = (h + 1) & mask
 
 
@@ -175,12 +188,27 @@ def pair_find(table: np.ndarray, shift: int, venue: int, key: int) -> bool:
         h = (h + 1) & mask
 
 
+def zeros_aligned(n: int, dtype=np.int64) -> np.ndarray:
+    """``np.zeros(n, dtype)`` whose data starts on a page boundary, so a slot group never
+    straddles more cache lines than its size needs (numpy's own buffers are 16-byte aligned)."""
+    dtype = np.dtype(dtype)
+    buf = np.zeros(n * dtype.itemsize + _ALIGN, np.uint8)
+    off = -buf.ctypes.data % _ALIGN
+    return buf[off : off + n * dtype.itemsize].view(dtype)
+
+
 @njit(cache=True)
-def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
-    """A fresh index ``ids[row] -> row`` for rows in order (ids are unique and > 0)."""
-    table = np.zeros(2 * capacity, dtype=np.int64)
+def _fill_id_table(table: np.ndarray, shift: int, ids: np.ndarray) -> None:
     for row in range(len(ids)):
         id_insert(table, shift, ids[row], row)
+
+
+def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
+    """A fresh index of ``capacity`` slots for ``ids[row] -> row`` (ids unique)."""
+    if len(ids) > MAX_ROWS:
+        raise ValueError(f"an order index holds at most {MAX_ROWS} rows, got {len(ids)}")
+    table = zeros_aligned(capacity, np.uint32)
+    _fill_id_table(table, shift, ids)
     return table
 
 

@@ -8,6 +8,10 @@ plain-Python reference with identical semantics; tests compare every array of th
 Table layouts (``ORDER_DTYPE``, ``ANOMALY_DTYPE``, ``TRADE_DTYPE``) live here because the
 kernel is what defines them. Event semantics are documented in ``docs/fold.md``.
 
+The kernel inlines ``consumers.hashtable``'s slot functions, but numba's ``cache=True`` only
+checks this file's timestamp: a change to the hashing must touch this file too (or the old
+compiled kernel is loaded and probes the tables with the old hash).
+
 Money is exact: position ``pos`` in lots, cost basis ``cost`` and realized PnL ``rpnl`` in
 ticks x lots (int64), average-cost method. When a position is reduced by ``q`` lots, the cost
 removed is ``floor(cost * q / |pos|)`` computed without overflow as
@@ -128,7 +132,19 @@ def check_batch(recs, first_seq, n_acc, n_ins, n_ven):
 
 @njit(cache=True, inline="always")
 def muldiv_floor(c, q, d):
-    """``floor(c * q / d)`` for ``q >= 0``, ``d > 0``; never forms ``c * q`` (only ``(c % d) * q < d * q``)."""
+    """``floor(c * q / d)`` for ``q >= 0``, ``d > 0``.
+
+    Exact when ``c * q`` fits in int64, or when ``q <= d`` and ``d * q < 2**63``.
+
+    64-bit divisions cost tens of cycles each, so: closing all of ``d`` is ``c`` itself; when
+    ``c * q`` surely fits in int64 (the float estimate, off by far less than its margin,
+    is under 4e18 < 2**63) one floor division; otherwise the split form, which only forms
+    ``c // d * q`` (at most ``|c|`` when ``q <= d``) and ``(c % d) * q < d * q``.
+    """
+    if q == d:
+        return c
+    if abs(float(c)) * float(q) < 4.0e18:
+        return c * q // d
     return c // d * q + (c % d) * q // d
 
 
@@ -196,12 +212,13 @@ def _reset(pos, vpos, cost, ref_px, a, v, i, new_qty, px):
 @njit(cache=True)
 def apply_batch(
     recs, pos, vpos, cost, rpnl, open_buy, open_sell, open_orders, ref_px, ref_ts,
-    tstate_all, tstate_acct, tstate_instr, orders, ord_table, ord_shift,
+    tstate_all, tstate_acct, tstate_instr, orders, order_ids, ord_table, ord_shift,
     trades, tr_table, tr_shift, anomalies, counts, nxt,
 ):
     """Fold ``recs`` into the Book arrays.
 
-    ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used].
+    ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used];
+    ``order_ids`` is the ``orders["order_id"]`` view, the keys the order index compares.
 
     The caller has run :func:`check_batch` and grown every table for the batch's worst case.
     """
@@ -228,7 +245,7 @@ def apply_batch(
             n_tr += 1
             q = rec.qty
             px = rec.price
-            row = id_find(ord_table, ord_shift, oid)
+            row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
                 dq = q if rec.side == 1 else -q
                 _move(pos, vpos, cost, rpnl, rec.account, rec.venue, rec.instrument, dq, px)
@@ -264,7 +281,8 @@ def apply_batch(
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            if not id_insert_new(ord_table, ord_shift, oid, n_ord):
+            # The row's order_id must be written before any later probe compares it.
+            if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_ids):
                 n_an = _anomaly(anomalies, n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
             o = orders[n_ord]
@@ -291,7 +309,7 @@ def apply_batch(
             else:
                 o.state = S_REFUSED
         elif kind == K_ACK or kind == K_CANCEL or kind == K_REJECT:
-            row = id_find(ord_table, ord_shift, oid)
+            row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
                 n_an = _anomaly(anomalies, n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
                 continue

@@ -83,18 +83,48 @@ def test_pair_insert_when_ids_in_any_order_with_duplicates_then_same_as_python_s
 def test_id_insert_new_when_ids_repeat_then_first_row_kept_like_a_dict(ids):
     cap = table_capacity(len(ids))
     shift = table_shift(cap)
-    table = np.zeros(2 * cap, np.int64)
+    table = np.zeros(cap, np.uint32)
+    keys = np.array(ids, np.int64)
     index: dict[int, int] = {}
     for row, oid in enumerate(ids):
-        assert id_insert_new(table, shift, oid, row) == (oid not in index)
+        assert id_insert_new(table, shift, oid, row, keys) == (oid not in index)
         index.setdefault(oid, row)
     for oid, row in index.items():
-        assert id_find(table, shift, oid) == row
-    assert id_find(table, shift, 2**63 - 1) == index.get(2**63 - 1, -1)
+        assert id_find(table, shift, oid, keys) == row
+    assert id_find(table, shift, 2**63 - 1, keys) == index.get(2**63 - 1, -1)
     unique = np.array(list(index), np.int64)
     rebuilt = build_id_table(unique, cap, shift)
     for row, oid in enumerate(unique):
-        assert id_find(rebuilt, shift, int(oid)) == row
+        assert id_find(rebuilt, shift, int(oid), unique) == row
+
+
+@st.composite
+def order_ids(draw):
+    """Unique order ids: runs in strides (1, the group size, larger), random huge ids, shuffled or not."""
+    ids: list[int] = []
+    for _ in range(draw(st.integers(1, 5))):
+        start = draw(st.integers(1, 2**62))
+        step = draw(st.sampled_from([1, 1, 3, 16, 64, 1000]))
+        ids.extend(start + k * step for k in range(draw(st.integers(1, 200))))
+    ids.extend(draw(st.lists(st.integers(1, 2**63 - 1), max_size=50)))
+    ids = list(dict.fromkeys(ids))
+    return draw(st.permutations(ids)) if draw(st.booleans()) else ids
+
+
+@settings(max_examples=60, deadline=None)
+@given(ids=order_ids(), doublings=st.integers(0, 3))
+def test_build_id_table_when_ids_in_strides_then_every_id_found_with_its_row(ids, doublings):
+    cap = table_capacity(len(ids)) << doublings
+    shift = table_shift(cap)
+    keys = np.array(ids, np.int64)
+    table = build_id_table(keys, cap, shift)
+    assert table.ctypes.data % 64 == 0
+    assert np.count_nonzero(table) == len(ids)
+    for row, oid in enumerate(ids):
+        assert id_find(table, shift, oid, keys) == row
+    present = set(ids)
+    absent = next(k for k in range(1, len(ids) + 2) if k not in present)
+    assert id_find(table, shift, absent, keys) == -1
 
 
 @settings(max_examples=40, deadline=None)

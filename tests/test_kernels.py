@@ -144,6 +144,17 @@ def test_muldiv_floor_when_large_operands_then_exact_floor(c, d, q):
     assert muldiv_floor.py_func(c, q, d) == (c * q) // d
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    c=st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**40), 2**40)),
+    d=st.one_of(st.integers(1, 2**31), st.integers(1, 2**12)),
+    frac=st.fractions(0, 1),
+)
+def test_muldiv_floor_when_compiled_int64_then_exact_floor_on_both_paths(c, d, frac):
+    q = int(d * frac)
+    assert muldiv_floor(np.int64(c), np.int64(q), np.int64(d)) == (c * q) // d
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

@@ -1,11 +1,12 @@
 """The sequencer's ingest turn: drain, check, validate, dedup, stamp, journal, publish, ack.
 
 :class:`IngestLoop` is the part of :class:`sequencer.service.Sequencer` that handles one
-drain of the ingest ROUTER. The usual drain (every frame valid and new) takes the *batch
-path*: a few numba calls over the whole drain and Python work per producer run, not per
-frame (:func:`sequencer.runs.frame_runs`, :func:`sequencer.acks.encode_acks`). Anything
-else (a bad frame, a duplicate, a late frame, a journal failure) takes the *frame path*,
-which decides frame by frame. Both give the same replies, stamps and journal.
+drain of the ingest ROUTER. A drain of at least ``BATCH_PATH_MIN_FRAMES`` frames, every one
+valid and new, takes the *batch path*: a few numba calls over the whole drain and Python
+work per producer run, not per frame (:func:`sequencer.runs.frame_runs`,
+:func:`sequencer.acks.encode_acks`). Anything else (a small drain, a bad frame, a duplicate,
+a late frame, a journal failure) takes the *frame path*, which decides frame by frame. Both
+give the same replies, stamps and journal.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameErro
 from sequencer.runs import frame_runs
 from sequencer.stamp import stamp_frame
 
-__all__ = ["IngestLoop", "error_reply"]
+__all__ = ["IngestLoop", "error_reply", "BATCH_PATH_MIN_FRAMES"]
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
@@ -35,6 +36,7 @@ _SNDMORE = int(zmq.SNDMORE)
 _base_send = zmq.backend.Socket.send
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
+BATCH_PATH_MIN_FRAMES = 4
 
 
 def error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
@@ -164,7 +166,8 @@ class IngestLoop:
         starts = np.array(d.starts, np.int64)
         nrec = d.starts[-1]
         info = validate_drain(buf, starts, nrec, self._masks)
-        runs = frame_runs(info, starts)
+        # A few frames cost less one by one than the batch path's numba calls and arrays.
+        runs = frame_runs(info, starts) if len(bufs) >= BATCH_PATH_MIN_FRAMES else None
         if runs is not None:
             runs_list = runs.tolist()
             if self._all_new(runs_list):

@@ -2,7 +2,8 @@
 
 A :class:`Sequencer` is started in this process; DEALERs queue messages, and one call of
 ``_drain_ingest`` takes them all as one drain. Each scenario runs twice, once as shipped and
-once with the batch path switched off (``frame_runs`` returning None), and the replies,
+once with the batch path switched off (``frame_runs`` returning None); the first run
+takes the batch path for drains of any size, and the replies,
 journaled records (but ``ts_ns``) and counters must match.
 """
 
@@ -46,9 +47,12 @@ def _bad_record(producer: int, pseq: int) -> bytes:
 
 # Each scenario: drains, each a list of (dealer index, message parts).
 SCENARIOS = {
-    "one producer, contiguous": [[(0, [_frame(5, [1, 2])]), (0, [_frame(5, [3])]), (0, [_frame(5, [4, 5, 6])])]],
+    "single frames": [[(0, [_frame(5, [1, 2])])], [(1, [_frame(6, [4])])], [(0, [_frame(5, [1, 2])])]],
+    "one producer, contiguous": [[(0, [_frame(5, [1, 2])]), (0, [_frame(5, [3])]), (0, [_frame(5, [4, 5, 6])]),
+                                  (0, [_frame(5, [7])])]],
     "two producers interleaved": [[(0, [_frame(5, [1])]), (1, [_frame(6, [10, 11])]), (0, [_frame(5, [2])]),
                                    (1, [_frame(6, [12])]), (0, [_frame(5, [4, 7])])]],
+    "more than 15 frames": [[(i % 2, [_frame(5 + i % 2, [i // 2 + 1])]) for i in range(40)]],
     "gaps inside and between frames": [[(0, [_frame(5, [1, 3, 9])]), (0, [_frame(5, [20, 21])]),
                                         (0, [_frame(5, [22, 30])])]],
     "garbage among frames": [[(0, [_frame(5, [1])]), (0, [b"junk"]), (1, [_frame(6, [1]), b"extra"]),
@@ -64,7 +68,9 @@ SCENARIOS = {
 
 
 def _run(tmp: Path, drains: list, batch_path: bool, monkeypatch: pytest.MonkeyPatch) -> tuple:
-    if not batch_path:
+    if batch_path:
+        monkeypatch.setattr(service_ingest, "BATCH_PATH_MIN_FRAMES", 1)  # even one-frame drains
+    else:
         monkeypatch.setattr(service_ingest, "frame_runs", lambda info, starts: None)
     eps = {n: f"ipc://{tmp}/{n}" for n in ("ingest", "publish", "hwm", "replay")}
     cfg = SequencerConfig(**eps, journal=str(tmp / "j"), durability="none", hwm_file="off")

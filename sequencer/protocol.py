@@ -157,6 +157,7 @@ HEARTBEAT_DTYPE = np.dtype(
 _HEADER_STRUCT = struct.Struct("<4sHBBQIIq")
 assert _HEADER_STRUCT.size == HEADER_SIZE == HEADER_DTYPE.itemsize
 _INGEST, _STAMPED = int(FrameType.INGEST), int(FrameType.STAMPED)
+_CHECKSUM_STRUCT = struct.Struct("<Q")
 
 
 class FrameHeader(NamedTuple):
@@ -207,15 +208,9 @@ def encode_frame(
     if first_seq is None:
         first_seq = int(records["seq"][0]) if n else 0
     buf = bytearray(HEADER_SIZE + n * RECORD_SIZE)
-    hdr = np.frombuffer(buf, dtype=HEADER_DTYPE, count=1)
-    hdr["magic"] = MAGIC
-    hdr["version"] = PROTOCOL_VERSION
-    hdr["type"] = int(frame_type)
-    hdr["epoch"] = epoch
-    hdr["count"] = n
-    hdr["first_seq"] = first_seq
     buf[HEADER_SIZE:] = np.ascontiguousarray(records).tobytes()
-    hdr["checksum"] = frame_checksum(buf)
+    _HEADER_STRUCT.pack_into(buf, 0, MAGIC, PROTOCOL_VERSION, int(frame_type), 0, 0, epoch, n, first_seq)
+    _CHECKSUM_STRUCT.pack_into(buf, 8, frame_checksum(buf))
     return bytes(buf)
 
 

@@ -118,11 +118,13 @@ class Sequencer(IngestLoop):
         self.replay = ReplayServer(replay_sock, self.journal, lambda: self.hwm, lambda: self.epoch,
                                    self.status, self._count_error, self._log)
         # Compile (or load from the numba cache) before serving, not on the first frame.
-        info = validate_drain(bytearray(HEADER_SIZE + RECORD_SIZE), np.array([0, 1], np.int64), 1, self._masks)
-        frame_runs(info, np.array([0, 1], np.int64))
+        # The same array layouts as the loop's (info columns are strided), or numba compiles
+        # another specialization on the first batch-path drain.
+        starts = np.array([0, 1, 2], np.int64)
+        info = validate_drain(bytearray(HEADER_SIZE + 2 * RECORD_SIZE), starts, 2, self._masks)
+        frame_runs(info, starts)
         stamp_frame(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 1, 0, 1, np.zeros(256, np.int64))
-        one = np.ones(1, np.int64)
-        encode_acks(one - 1, 1, one, one, one, one, 1)
+        encode_acks(np.zeros(2, np.int64), 1, info[:, 4], info[:, 5], starts[:-1], starts[1:] - 1, 1)
         # Everything loaded so far (numba, llvmlite, the registry) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it (a quarter of the
         # loop's CPU at 50k frames/s went to the collector before).

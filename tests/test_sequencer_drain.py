@@ -145,3 +145,20 @@ def test_drain_when_resent_after_stamping_then_duplicate_with_original_seqs(tmp_
     assert [(r.first_seq, r.last_seq, r.duplicate) for r in first] == [(1, 3, False), (4, 5, False)]
     assert [(r.first_seq, r.last_seq, r.duplicate) for r in second] == [(4, 5, True), (1, 3, True)]
     assert len(recs) == 5
+
+
+def test_drain_when_batch_path_then_no_numba_compile_after_start(tmp_path, monkeypatch):
+    from sequencer import acks, ingest, runs, stamp
+
+    kernels = (acks._encode_acks_kernel, runs._runs_kernel, ingest._validate_drain_kernel, stamp._stamp_drain_kernel)
+    started = {}
+    real_start = Sequencer.start
+
+    def start(self):
+        real_start(self)
+        started.update({k: list(k.signatures) for k in kernels})
+
+    monkeypatch.setattr(Sequencer, "start", start)
+    replies, recs, _ = _run(tmp_path, SCENARIOS["more than 15 frames"], True, monkeypatch)
+    assert len(recs) == 40
+    assert {k: list(k.signatures) for k in kernels} == started

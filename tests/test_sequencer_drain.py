@@ -67,7 +67,7 @@ SCENARIOS = {
 }
 
 
-def _run(tmp: Path, drains: list, batch_path: bool, monkeypatch: pytest.MonkeyPatch) -> tuple:
+def _run(tmp: Path, drains: list, batch_path: bool, monkeypatch: pytest.MonkeyPatch, fail_journal: bool = False) -> tuple:
     if batch_path:
         monkeypatch.setattr(service_ingest, "BATCH_PATH_MIN_FRAMES", 1)  # even one-frame drains
     else:
@@ -79,6 +79,14 @@ def _run(tmp: Path, drains: list, batch_path: bool, monkeypatch: pytest.MonkeyPa
     replies: list = []
     try:
         seq.start()
+        if fail_journal:
+            def full_disk(*args: object) -> None:
+                raise OSError(28, "No space left on device")
+
+            seq.journal.append = full_disk
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(eps["publish"])
         dealers = []
         for _ in range(2):
             sock = ctx.socket(zmq.DEALER)
@@ -93,10 +101,15 @@ def _run(tmp: Path, drains: list, batch_path: bool, monkeypatch: pytest.MonkeyPa
             for i, sock in enumerate(dealers):
                 while sock.poll(200):
                     replies.append((i, decode_ingest_replies(sock.recv())))
+        published = 0
+        while sub.poll(100):
+            sub.recv()
+            published += 1
         seq._shutdown()
         chunks = list(JournalReader(tmp / "j").read(1)) if seq.hwm else []
         recs = np.concatenate(chunks) if chunks else np.zeros(0, RECORD_DTYPE)
-        stats = (seq.stats.errors, seq.stats.producers, seq.stats.kind_counts.tolist(), seq.dedup.producers())
+        stats = (seq.stats.errors, seq.stats.producers, seq.stats.kind_counts.tolist(), seq.dedup.producers(),
+                 seq.journal_failed, published)
         return replies, recs, stats
     finally:
         ctx.destroy(linger=0)
@@ -162,3 +175,17 @@ def test_drain_when_batch_path_then_no_numba_compile_after_start(tmp_path, monke
     replies, recs, _ = _run(tmp_path, SCENARIOS["more than 15 frames"], True, monkeypatch)
     assert len(recs) == 40
     assert {k: list(k.signatures) for k in kernels} == started
+
+
+@pytest.mark.parametrize("batch_path", [True, False])
+def test_drain_when_journal_write_fails_then_every_frame_refused_nothing_published_and_input_stopped(
+        tmp_path, monkeypatch, batch_path):
+    drains = [[(0, [_frame(5, [i])]) for i in range(1, 7)], [(0, [_frame(5, [7])]), (1, [b"junk"])]]
+    replies, recs, (errors, *_rest, failed, published) = _run(tmp_path, drains, batch_path, monkeypatch,
+                                                              fail_journal=True)
+    assert failed and published == 0 and len(recs) == 0
+    first, later = replies[0][1], [r for _, batch in replies[1:] for r in batch]
+    assert [(r.ok, r.code, r.first_producer_seq) for r in first] == [
+        (False, ResultCode.JOURNAL_WRITE_FAILED, p) for p in range(1, 7)]
+    assert sorted(r.code for r in later) == sorted([ResultCode.JOURNAL_WRITE_FAILED, ResultCode.BAD_SIZE])
+    assert errors[int(ResultCode.JOURNAL_WRITE_FAILED)] == 1 + 6 + 1

@@ -84,6 +84,9 @@ class Sequencer(IngestLoop):
         self._started_at = time.monotonic()
         self._hwm_writer: HwmFileWriter | None = None
         self._sockets: list[zmq.Socket] = []
+        # Scratch of the one-frame drain (IngestLoop._drain_one): no arrays allocated per drain.
+        self._one_starts = np.zeros(2, np.int64)
+        self._one_info = np.zeros((1, 6), np.int64)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:

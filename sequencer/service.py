@@ -39,6 +39,7 @@ from sequencer.runs import frame_runs
 from sequencer.service_ingest import IngestLoop
 from sequencer.service_stats import ServiceStats
 from sequencer.stamp import stamp_frame
+from sequencer.stamp_one import validate_stamp_one
 
 __all__ = ["Sequencer", "PUBLISH_SNDHWM", "hwm_file_path"]
 
@@ -128,6 +129,8 @@ class Sequencer(IngestLoop):
         frame_runs(info, starts)
         stamp_frame(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 1, 0, 1, np.zeros(256, np.int64))
         encode_acks(np.zeros(2, np.int64), 1, info[:, 4], info[:, 5], starts[:-1], starts[1:] - 1, 1)
+        validate_stamp_one(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 0, 0, 1, 0, 1, self._masks,
+                           np.zeros(256, np.int64), self._one_starts, self._one_info)
         # Everything loaded so far (numba, llvmlite, the registry) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it (a quarter of the
         # loop's CPU at 50k frames/s went to the collector before).

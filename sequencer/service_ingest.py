@@ -4,7 +4,8 @@
 drain of the ingest ROUTER. A drain of at least ``BATCH_PATH_MIN_FRAMES`` frames, every one
 valid and new, takes the *batch path*: a few numba calls over the whole drain and Python
 work per producer run, not per frame (:func:`sequencer.runs.frame_runs`,
-:func:`sequencer.acks.encode_acks`). Anything else (a small drain, a bad frame, a duplicate,
+:func:`sequencer.acks.encode_acks`). A drain of one frame that is valid and new takes the
+*one-frame path*: one numba call validates and stamps it (:mod:`sequencer.stamp_one`). Anything else (a small drain, a bad frame, a duplicate,
 a late frame, a journal failure) takes the *frame path*, which decides frame by frame. Both
 give the same replies, stamps and journal.
 """
@@ -19,13 +20,14 @@ import zmq
 
 from sequencer.acks import encode_acks
 from sequencer.codes import ResultCode
-from sequencer.ingest import _validate_drain_kernel, check_ingest_frame, describe_error, ingest_count, validate_drain
+from sequencer.ingest import check_ingest_frame, describe_error, ingest_count, validate_drain
 from sequencer.messages import IngestReply
 from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameError
 from sequencer.runs import frame_runs
 from sequencer.stamp import stamp_frame
+from sequencer.stamp_one import frame_producer, validate_stamp_one
 
-__all__ = ["IngestLoop", "error_reply", "BATCH_PATH_MIN_FRAMES"]
+__all__ = ["IngestLoop", "error_reply", "BATCH_PATH_MIN_FRAMES", "ONE_FRAME_PATH"]
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
@@ -37,6 +39,8 @@ _base_send = zmq.backend.Socket.send
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
 BATCH_PATH_MIN_FRAMES = 4
+# A drain of one frame takes IngestLoop._drain_one (the tests switch it off to compare paths).
+ONE_FRAME_PATH = True
 
 
 def error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
@@ -62,7 +66,7 @@ class IngestLoop:
 
     def _drain_ingest(self) -> None:
         d = self._receive()
-        if len(d.bufs) == 1 and not d.rejected:
+        if ONE_FRAME_PATH and len(d.bufs) == 1 and not d.rejected:
             self._drain_one(d)
             return
         frame_replies = self._process(d) if d.bufs else []
@@ -77,22 +81,22 @@ class IngestLoop:
         self._send_replies(d, frame_replies)
 
     def _drain_one(self, d: _Drain) -> None:
-        """A drain of one valid-looking frame (most drains at moderate rates): the frame path's
-        decisions without its lists, dicts and arrays; a bad or old frame goes the frame path."""
-        raw = d.bufs[0]
-        buf = bytearray(raw)  # its ingest header is overwritten by the stamp
+        """A drain of one valid-looking frame (most drains at moderate rates): validated and, when
+        new, stamped in one numba call, without the frame path's lists, dicts and arrays; a bad
+        or old frame goes the frame path."""
+        buf = bytearray(d.bufs[0])  # its ingest header is overwritten by the stamp
         n = d.starts[1]
-        starts, info, m = self._one_starts, self._one_info, self._masks
-        starts[1] = n
-        _validate_drain_kernel(np.frombuffer(buf, np.uint8), n, starts, m.account, m.instrument, m.venue, info)
-        row = info.tolist()
-        bad, _code, _field, producer, p0, p1 = row[0]
-        if bad >= 0 or p0 <= self.dedup.last(producer):
-            self._send_replies(d, self._process_frames(buf, d.bufs, d.starts, n, row))
+        producer = frame_producer(buf)
+        last = self.dedup.last(producer)
+        first, epoch, ts = self.next_seq, self.epoch, time.time_ns()
+        info = self._one_info
+        if not validate_stamp_one(buf, n, producer, last, first, ts, epoch, self._masks, self.stats.kind_counts,
+                                  self._one_starts, info):
+            self._send_replies(d, self._process_frames(buf, d.bufs, d.starts, n, info.tolist()))
             return
-        first, epoch = self.next_seq, self.epoch
-        if not self._stamp_journal_publish(buf, n):
-            reply = self._journal_failed_replies(row, (0,), [None])[0]
+        _bad, _code, _field, producer, p0, p1 = info.tolist()[0]
+        if not self._journal_publish(buf, first, n, epoch, ts):
+            reply = self._journal_failed_replies([(0, 0, 0, producer, p0, p1)], (0,), [None])[0]
         else:
             st = self._producer_stats(producer)
             st[0] += 1
@@ -364,6 +368,10 @@ class IngestLoop:
         epoch = self.epoch
         ts = time.time_ns()
         stamp_frame(out, n, first, ts, epoch, self.stats.kind_counts)
+        return self._journal_publish(out, first, n, epoch, ts)
+
+    def _journal_publish(self, out: bytearray, first: int, n: int, epoch: int, ts: int) -> bool:
+        """Journal the stamped frame ``out``, then publish it; False if the journal write failed."""
         assert self.journal is not None
         try:
             self.journal.append(out, first, n, epoch)

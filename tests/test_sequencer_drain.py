@@ -1,9 +1,9 @@
 """One ingest drain in process: the batch path gives the same replies and journal as the frame path.
 
 A :class:`Sequencer` is started in this process; DEALERs queue messages, and one call of
-``_drain_ingest`` takes them all as one drain. Each scenario runs twice, once as shipped and
-once with the batch path switched off (``frame_runs`` returning None); the first run
-takes the batch path for drains of any size, and the replies,
+``_drain_ingest`` takes them all as one drain. Each scenario runs three times: as shipped (a
+one-frame drain takes the one-frame path), with the batch path for drains of any size, and
+with the frame path only (``frame_runs`` returning None, no one-frame path); the replies,
 journaled records (but ``ts_ns``) and counters must match.
 """
 
@@ -67,10 +67,13 @@ SCENARIOS = {
 }
 
 
-def _run(tmp: Path, drains: list, batch_path: bool, monkeypatch: pytest.MonkeyPatch, fail_journal: bool = False) -> tuple:
-    if batch_path:
+def _run(tmp: Path, drains: list, path: str, monkeypatch: pytest.MonkeyPatch, fail_journal: bool = False) -> tuple:
+    """Run ``drains`` through a fresh sequencer; ``path`` is "shipped", "batch" or "frame"."""
+    if path != "shipped":
+        monkeypatch.setattr(service_ingest, "ONE_FRAME_PATH", False)
+    if path == "batch":
         monkeypatch.setattr(service_ingest, "BATCH_PATH_MIN_FRAMES", 1)  # even one-frame drains
-    else:
+    elif path == "frame":
         monkeypatch.setattr(service_ingest, "frame_runs", lambda info, starts: None)
     eps = {n: f"ipc://{tmp}/{n}" for n in ("ingest", "publish", "hwm", "replay")}
     cfg = SequencerConfig(**eps, journal=str(tmp / "j"), durability="none", hwm_file="off")
@@ -125,21 +128,24 @@ def _wait_queued(seq: Sequencer, parts: int) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_drain_when_batch_path_then_same_replies_journal_and_counters_as_frame_path(name, tmp_path, monkeypatch):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    fast = _run(tmp_path / "a", SCENARIOS[name], True, monkeypatch)
-    slow = _run(tmp_path / "b", SCENARIOS[name], False, monkeypatch)
-    assert fast[0] == slow[0]
-    assert fast[0], "no reply"
-    a, b = fast[1].copy(), slow[1].copy()
-    a["ts_ns"] = b["ts_ns"] = 0
-    assert a.tobytes() == b.tobytes()
-    assert fast[2] == slow[2]
+def test_drain_when_batch_or_one_frame_path_then_same_replies_journal_and_counters_as_frame_path(
+        name, tmp_path, monkeypatch):
+    runs = {}
+    for path in ("shipped", "batch", "frame"):  # shipped first: the others patch the module
+        (tmp_path / path).mkdir()
+        runs[path] = _run(tmp_path / path, SCENARIOS[name], path, monkeypatch)
+    slow = runs["frame"]
+    assert slow[0], "no reply"
+    for fast in (runs["shipped"], runs["batch"]):
+        assert fast[0] == slow[0]
+        a, b = fast[1].copy(), slow[1].copy()
+        a["ts_ns"] = b["ts_ns"] = 0
+        assert a.tobytes() == b.tobytes()
+        assert fast[2] == slow[2]
 
 
 def test_drain_when_frames_and_garbage_then_replies_in_arrival_order_per_socket(tmp_path, monkeypatch):
-    replies, recs, (errors, *_rest) = _run(tmp_path, SCENARIOS["garbage among frames"], True, monkeypatch)
+    replies, recs, (errors, *_rest) = _run(tmp_path, SCENARIOS["garbage among frames"], "batch", monkeypatch)
     by_socket = dict(replies)
     assert [(r.ok, r.first_seq, r.last_seq) for r in by_socket[0][:1]] == [(True, 1, 1)]
     assert by_socket[0][1].code == ResultCode.BAD_SIZE
@@ -153,17 +159,19 @@ def test_drain_when_frames_and_garbage_then_replies_in_arrival_order_per_socket(
 def test_drain_when_resent_after_stamping_then_duplicate_with_original_seqs(tmp_path, monkeypatch):
     drains = [[(0, [_frame(5, [1, 3, 9])]), (0, [_frame(5, [10, 11])])],
               [(0, [_frame(5, [10, 11])]), (0, [_frame(5, [1, 3, 9])])]]
-    replies, recs, _ = _run(tmp_path, drains, True, monkeypatch)
+    replies, recs, _ = _run(tmp_path, drains, "batch", monkeypatch)
     first, second = replies[0][1], replies[1][1]
     assert [(r.first_seq, r.last_seq, r.duplicate) for r in first] == [(1, 3, False), (4, 5, False)]
     assert [(r.first_seq, r.last_seq, r.duplicate) for r in second] == [(4, 5, True), (1, 3, True)]
     assert len(recs) == 5
 
 
-def test_drain_when_batch_path_then_no_numba_compile_after_start(tmp_path, monkeypatch):
-    from sequencer import acks, ingest, runs, stamp
+@pytest.mark.parametrize("path", ["batch", "shipped"])
+def test_drain_when_batch_or_one_frame_path_then_no_numba_compile_after_start(tmp_path, monkeypatch, path):
+    from sequencer import acks, ingest, runs, stamp, stamp_one
 
-    kernels = (acks._encode_acks_kernel, runs._runs_kernel, ingest._validate_drain_kernel, stamp._stamp_drain_kernel)
+    kernels = (acks._encode_acks_kernel, runs._runs_kernel, ingest._validate_drain_kernel, stamp._stamp_drain_kernel,
+               stamp_one._validate_stamp_kernel)
     started = {}
     real_start = Sequencer.start
 
@@ -172,16 +180,18 @@ def test_drain_when_batch_path_then_no_numba_compile_after_start(tmp_path, monke
         started.update({k: list(k.signatures) for k in kernels})
 
     monkeypatch.setattr(Sequencer, "start", start)
-    replies, recs, _ = _run(tmp_path, SCENARIOS["more than 15 frames"], True, monkeypatch)
+    # shipped: one-frame drains, each taking the one-frame path
+    drains = SCENARIOS["more than 15 frames"] if path == "batch" else [[(0, [_frame(9, [i])])] for i in range(1, 41)]
+    replies, recs, _ = _run(tmp_path, drains, path, monkeypatch)
     assert len(recs) == 40
     assert {k: list(k.signatures) for k in kernels} == started
 
 
-@pytest.mark.parametrize("batch_path", [True, False])
+@pytest.mark.parametrize("path", ["batch", "frame"])
 def test_drain_when_journal_write_fails_then_every_frame_refused_nothing_published_and_input_stopped(
-        tmp_path, monkeypatch, batch_path):
+        tmp_path, monkeypatch, path):
     drains = [[(0, [_frame(5, [i])]) for i in range(1, 7)], [(0, [_frame(5, [7])]), (1, [b"junk"])]]
-    replies, recs, (errors, *_rest, failed, published) = _run(tmp_path, drains, batch_path, monkeypatch,
+    replies, recs, (errors, *_rest, failed, published) = _run(tmp_path, drains, path, monkeypatch,
                                                               fail_journal=True)
     assert failed and published == 0 and len(recs) == 0
     first, later = replies[0][1], [r for _, batch in replies[1:] for r in batch]
@@ -189,3 +199,18 @@ def test_drain_when_journal_write_fails_then_every_frame_refused_nothing_publish
         (False, ResultCode.JOURNAL_WRITE_FAILED, p) for p in range(1, 7)]
     assert sorted(r.code for r in later) == sorted([ResultCode.JOURNAL_WRITE_FAILED, ResultCode.BAD_SIZE])
     assert errors[int(ResultCode.JOURNAL_WRITE_FAILED)] == 1 + 6 + 1
+
+
+def test_drain_when_journal_write_fails_on_one_frame_path_then_same_refusals_as_frame_path(tmp_path, monkeypatch):
+    drains = [[(0, [_frame(5, [1, 2])])], [(0, [_frame(5, [3])])]]
+    runs = {}
+    for path in ("shipped", "frame"):
+        (tmp_path / path).mkdir()
+        runs[path] = _run(tmp_path / path, drains, path, monkeypatch, fail_journal=True)
+    replies, recs, (errors, *_rest, failed, published) = runs["shipped"]
+    assert failed and published == 0 and len(recs) == 0
+    assert [(r.ok, r.code, r.first_producer_seq, r.last_producer_seq) for _, batch in replies for r in batch] == [
+        (False, ResultCode.JOURNAL_WRITE_FAILED, 1, 2), (False, ResultCode.JOURNAL_WRITE_FAILED, 3, 3)]
+    assert errors[int(ResultCode.JOURNAL_WRITE_FAILED)] == 1 + 1 + 1
+    assert runs["shipped"][0] == runs["frame"][0]
+    assert runs["shipped"][2] == runs["frame"][2]

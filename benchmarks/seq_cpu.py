@@ -77,7 +77,7 @@ def measure(drain: int, batch: int, rounds: int) -> dict[str, float]:
                 fn = _wrap(totals, name, fn)
             setattr(mod, attr, fn)
         journal = seq.journal
-        journal.append = _wrap(totals, "journal", journal.append)
+        journal.append_stamped = _wrap(totals, "journal", journal.append_stamped)
         if seq._hwm_writer is not None:
             seq._hwm_writer.write = _wrap(totals, "hwm_file", seq._hwm_writer.write)
         for stage in ("_receive", "_process", "_commit", "_acknowledge", "_commit_batch", "_commit_frames",

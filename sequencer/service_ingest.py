@@ -374,7 +374,8 @@ class IngestLoop:
         """Journal the stamped frame ``out``, then publish it; False if the journal write failed."""
         assert self.journal is not None
         try:
-            self.journal.append(out, first, n, epoch)
+            # Stamped a moment ago with exactly these values: the journal need not read them back.
+            self.journal.append_stamped(out, first, n, epoch)
         except (OSError, ValueError) as exc:
             # ValueError: the journal refused the frame (a bug); never publish it either.
             self._journal_error(exc)

@@ -86,7 +86,7 @@ def _run(tmp: Path, drains: list, path: str, monkeypatch: pytest.MonkeyPatch, fa
             def full_disk(*args: object) -> None:
                 raise OSError(28, "No space left on device")
 
-            seq.journal.append = full_disk
+            seq.journal.append = seq.journal.append_stamped = full_disk
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         sub.connect(eps["publish"])

@@ -33,7 +33,7 @@ except ImportError:
     _ingest_module = service
 _STAGES = tuple((name, _ingest_module, attr) for name, attr in (
     ("validate", "validate_drain"), ("runs", "frame_runs"), ("stamp", "stamp_frame"), ("zmq_send", "_base_send"),
-    ("reply_encode", "_reply_encoder"), ("acks_encode", "encode_acks"),
+    ("reply_encode", "_reply_encoder"), ("acks_encode", "encode_acks"), ("validate_stamp", "validate_stamp_one"),
 ) if hasattr(_ingest_module, attr))
 
 
@@ -81,7 +81,7 @@ def measure(drain: int, batch: int, rounds: int) -> dict[str, float]:
         if seq._hwm_writer is not None:
             seq._hwm_writer.write = _wrap(totals, "hwm_file", seq._hwm_writer.write)
         for stage in ("_receive", "_process", "_commit", "_acknowledge", "_commit_batch", "_commit_frames",
-                      "_stamp_journal_publish", "_process_frames"):
+                      "_stamp_journal_publish", "_process_frames", "_drain_one", "_journal_publish"):
             if hasattr(seq, stage):
                 setattr(seq, stage, _wrap(totals, stage.strip("_"), getattr(seq, stage)))
         dealer = ctx.socket(zmq.DEALER)

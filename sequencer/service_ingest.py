@@ -36,6 +36,8 @@ _SNDMORE = int(zmq.SNDMORE)
 # The Cython send, without the Python wrapper of zmq.Socket.send (half the cost per call);
 # plain int flags, because enum flag arithmetic costs more than the send itself.
 _base_send = zmq.backend.Socket.send
+# Likewise the Cython getsockopt (about 0.8 us less per call than zmq.Socket.getsockopt).
+_base_get = zmq.backend.Socket.get
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
 BATCH_PATH_MIN_FRAMES = 4
@@ -121,7 +123,7 @@ class IngestLoop:
         nrec = 0
         while nrec < limit:
             n = len(groups)
-            if n == 1 and not sock.getsockopt(_EVENTS) & _POLLIN:
+            if n == 1 and not _base_get(sock, _EVENTS) & _POLLIN:
                 # Most drains at moderate rates hold one frame: asking the socket is about half
                 # the cost of the zmq.Again exception that ends a drain otherwise.
                 break

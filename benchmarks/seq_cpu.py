@@ -33,8 +33,15 @@ except ImportError:
     _ingest_module = service
 _STAGES = tuple((name, _ingest_module, attr) for name, attr in (
     ("validate", "validate_drain"), ("runs", "frame_runs"), ("stamp", "stamp_frame"), ("zmq_send", "_base_send"),
-    ("reply_encode", "_reply_encoder"), ("acks_encode", "encode_acks"), ("validate_stamp", "validate_stamp_one"),
+    ("reply_encode", "_reply_encoder"), ("acks_encode", "encode_acks"),
 ) if hasattr(_ingest_module, attr))
+try:  # the one-frame drain's module, where it has one
+    import sequencer.service_one as _one_module
+
+    _STAGES += tuple((name, _one_module, attr) for name, attr in (
+        ("validate_stamp", "validate_stamp_one"), ("zmq_send", "_base_send"), ("reply_encode", "_reply_encoder")))
+except ImportError:
+    pass
 
 
 def _frames(producer: int, first: int, n: int, batch: int) -> list[bytes]:

@@ -24,8 +24,8 @@ from sequencer.ingest import check_ingest_frame, describe_error, ingest_count, v
 from sequencer.messages import IngestReply
 from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameError
 from sequencer.runs import frame_runs
+from sequencer.service_one import OneFrameDrain
 from sequencer.stamp import stamp_frame
-from sequencer.stamp_one import frame_producer, validate_stamp_one
 
 __all__ = ["IngestLoop", "error_reply", "BATCH_PATH_MIN_FRAMES", "ONE_FRAME_PATH"]
 
@@ -41,7 +41,7 @@ _base_get = zmq.backend.Socket.get
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
 BATCH_PATH_MIN_FRAMES = 4
-# A drain of one frame takes IngestLoop._drain_one (the tests switch it off to compare paths).
+# A drain of one frame takes OneFrameDrain._drain_one (the tests switch it off to compare paths).
 ONE_FRAME_PATH = True
 
 
@@ -63,7 +63,7 @@ class _Drain:
         self.rejected: dict[int, IngestReply] = {}  # message index -> reply, for the others
 
 
-class IngestLoop:
+class IngestLoop(OneFrameDrain):
     """Mixin: the ingest drain of the sequencer (state lives on the Sequencer)."""
 
     def _drain_ingest(self) -> None:
@@ -81,36 +81,6 @@ class IngestLoop:
         if isinstance(frame_replies, tuple):
             frame_replies = self._batch_replies_as_list(d)
         self._send_replies(d, frame_replies)
-
-    def _drain_one(self, d: _Drain) -> None:
-        """A drain of one valid-looking frame (most drains at moderate rates): validated and, when
-        new, stamped in one numba call, without the frame path's lists, dicts and arrays; a bad
-        or old frame goes the frame path."""
-        buf = bytearray(d.bufs[0])  # its ingest header is overwritten by the stamp
-        n = d.starts[1]
-        producer = frame_producer(buf)
-        last = self.dedup.last(producer)
-        first, epoch, ts = self.next_seq, self.epoch, time.time_ns()
-        info = self._one_info
-        if not validate_stamp_one(buf, n, producer, last, first, ts, epoch, self._masks, self.stats.kind_counts,
-                                  self._one_starts, info):
-            self._send_replies(d, self._process_frames(buf, d.bufs, d.starts, n, info.tolist()))
-            return
-        _bad, _code, _field, producer, p0, p1 = info.tolist()[0]
-        if not self._journal_publish(buf, first, n, epoch, ts):
-            reply = self._journal_failed_replies([(0, 0, 0, producer, p0, p1)], (0,), [None])[0]
-        else:
-            st = self._producer_stats(producer)
-            st[0] += 1
-            st[1] += n
-            if p1 - p0 == n - 1:
-                self.dedup.add_run(producer, p0, first, n, epoch)
-            else:
-                self._dedup_frame(buf, 0, n, producer, first, epoch)
-            reply = (True, 0, "OK", p0, p1, epoch, first, first + n - 1, False, -1, "")
-        for ident in d.idents:
-            _base_send(self._ingest, ident, _SNDMORE)
-            _base_send(self._ingest, _reply_encoder.encode((reply,)))
 
     def _receive(self) -> _Drain:
         """Take up to ``max_batch_records`` records worth of ingest messages without blocking."""

@@ -8,9 +8,12 @@ and 64 records per producer frame; latency is the sequencer's stamp (``ts_ns``) 
 moment this process has decoded and applied the frame (a vectorized position fold), with
 the load paced at 10k/50k/100k events/s. References measured in the same run: raw pyzmq
 PUB->SUB of the same bytes (``bench_ceilings``), raw DEALER->ROUTER with one reply per
-message (this module), and the raw one-way PUB->SUB latency at the same rate.
+message (this module), the same three-process topology with a raw relay in the middle
+(DEALER->ROUTER, one PUB message and one reply array per drain, as the sequencer batches:
+the honest ceiling of the pipeline rows), and the raw one-way PUB->SUB latency at the same rate.
 
-``python -m benchmarks.bench_pipeline load EP`` / ``router EP`` are the child processes.
+``python -m benchmarks.bench_pipeline load EP`` / ``router EP`` / ``relay EP EP`` are the
+child processes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import xxhash
 import zmq
@@ -102,7 +106,9 @@ def _child_load(endpoint: str) -> None:
             for i, d in enumerate(data):
                 due = t0 + i * period
                 while time.perf_counter_ns() < due:
-                    time.sleep(0)  # yield the core: 2-core machines run three processes here
+                    # Yield the core while waiting, as the raw one-way reference's sender does:
+                    # 2-core machines run three processes here (time.sleep(0) does not yield).
+                    os.sched_yield()
                 send(d)
         acks = 0
         while acks < frames and sock.poll(10_000):
@@ -139,6 +145,50 @@ def _child_router(endpoint: str) -> None:
     ctx.term()
 
 
+def _child_relay(ingest: str, publish: str) -> None:
+    """Raw ROUTER + PUB with the sequencer's topology and batching, nothing else: each drain of
+    up to 4096 messages is published as ONE message (a 32-byte header with the first seq,
+    then every message's records) and answered with ONE reply per drain (a msgpack array of
+    a pre-encoded ack per message, as long as the sequencer's). No checks, no stamp, no journal. SIGTERM stops it."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.RCVHWM, 100_000)
+    router.setsockopt(zmq.SNDHWM, 100_000)
+    router.bind(ingest)
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 10_000)
+    pub.bind(publish)
+    ack = msgspec.msgpack.encode((True, 0, "OK", 1 << 20, 1 << 20, 1, 1 << 24, 1 << 24, False, -1, ""))
+    recv, send, psend = router.recv, router.send, pub.send
+    noblock, sndmore = int(zmq.NOBLOCK), int(zmq.SNDMORE)
+    seq = 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while router.poll(60_000):
+            counts: dict[bytes, int] = {}
+            parts = [b""]
+            nrec = 0
+            while nrec < 4096:
+                try:
+                    ident = recv(noblock)
+                except zmq.Again:
+                    break
+                msg = recv(noblock)
+                counts[ident] = counts.get(ident, 0) + 1
+                parts.append(msg[HEADER_SIZE:])
+                nrec += (len(msg) - HEADER_SIZE) // RECORD_DTYPE.itemsize
+            parts[0] = _HDR.pack(MAGIC, PROTOCOL_VERSION, int(FrameType.STAMPED), 0, 0, 1, nrec, seq)
+            seq += nrec
+            psend(b"".join(parts))
+            for ident, n in counts.items():
+                send(ident, sndmore)
+                send((b"\xdc" + n.to_bytes(2, "big") if n > 15 else bytes([0x90 | n])) + ack * n)
+    finally:
+        router.close(linger=0)
+        pub.close(linger=0)
+        ctx.term()
+
+
 # ---------------------------------------------------------------------------- parent side
 class _Proc:
     """A child process we started; ``stop()`` ends only it."""
@@ -159,15 +209,17 @@ class _Proc:
 
 
 class _Pipeline:
-    """Sequencer + load generator + SUB here, for one batch size or rate series."""
+    """Sequencer (or, with ``relay``, the raw relay child) + load generator + SUB here."""
 
-    def __init__(self, tmpdir: Path) -> None:
+    def __init__(self, tmpdir: Path, relay: bool = False) -> None:
         self.sockdir = Path(tempfile.mkdtemp(prefix="sqbp-"))
         self.eps = {n: f"ipc://{self.sockdir}/{n}" for n in ("ingest", "publish", "hwm", "replay")}
         args = ["-m", "sequencer.service_cli", "--log-level", "WARNING", "sequencer",
                 "--journal", str(tmpdir / f"journal-{time.monotonic_ns()}"), "--durability", "batch"]
         for n, ep in self.eps.items():
             args += [f"--{n}", ep]
+        if relay:
+            args = ["-m", "benchmarks.bench_pipeline", "relay", self.eps["ingest"], self.eps["publish"]]
         self.seq = _Proc(args)
         self.zctx = zmq.Context()
         self.sub = self.zctx.socket(zmq.SUB)
@@ -175,19 +227,25 @@ class _Pipeline:
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.connect(self.eps["publish"])
         self.load: _Proc | None = None
+        if relay:
+            time.sleep(1.0)  # the relay has no status socket to ask: let it start and bind
+        else:
+            self._wait_serving()
+        self.load = _Proc(["-m", "benchmarks.bench_pipeline", "load", self.eps["ingest"]],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hwm = 0
+
+    def _wait_serving(self) -> None:
         from sequencer.status import request_status
 
         deadline = time.monotonic() + 60
         while True:
             try:
                 request_status(self.eps["replay"], 0.5, self.zctx)
-                break
+                return
             except Exception:  # noqa: BLE001 - StatusTimeout until the child serves
                 if time.monotonic() > deadline or self.seq.p.poll() is not None:
                     raise RuntimeError("sequencer did not start") from None
-        self.load = _Proc(["-m", "benchmarks.bench_pipeline", "load", self.eps["ingest"]],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.hwm = 0
 
     def _cmd(self, line: str) -> str:
         assert self.load is not None and self.load.p.stdin and self.load.p.stdout
@@ -310,6 +368,18 @@ def run(ctx: Any) -> list[Row]:
             "records/s", higher_is_better=True,
             note=f"{frames} pre-encoded frames of {batch} record(s) DEALER -> child ROUTER, one 41 B reply each")
         rows.append(raw_dr)
+        relay = _Pipeline(ctx.tmpdir, relay=True)
+        try:
+            relay_stats = ctx.measure(lambda: relay.burst(frames, batch))
+        finally:
+            relay.close()
+        raw_relay = ctx.result(
+            f"raw_pyzmq_dealer_router_pub_sub_ipc_batch{batch}_throughput", relay_stats, "records/s",
+            higher_is_better=True,
+            note=f"the pipeline's topology and batching with nothing in the middle: {frames} pre-encoded frames "
+                 f"of {batch} record(s) from a child DEALER -> child ROUTER draining up to 4096 records, one "
+                 "PUB message and one reply array per drain -> SUB here")
+        rows.append(raw_relay)
         pipe = _Pipeline(ctx.tmpdir)
         try:
             stats = ctx.measure(lambda: pipe.burst(frames, batch))
@@ -320,7 +390,8 @@ def run(ctx: Any) -> list[Row]:
             reference=ref, target=targets[batch],
             note=f"{frames} pre-encoded ingest frames of {batch} record(s) from a child DEALER; validate + "
                  f"stamp + journal(batch) + publish + ack in the sequencer; rate at a SUB here "
-                 f"(raw DEALER->ROUTER of the same frames: {raw_dr['value']:.0f} records/s)"))
+                 f"(raw DEALER->ROUTER of the same frames: {raw_dr['value']:.0f} records/s; raw DEALER->ROUTER->"
+                 f"PUB->SUB batched per drain as here: {raw_relay['value']:.0f} records/s)"))
     rates = (50_000,) if ctx.quick else (10_000, 50_000, 100_000)
     pipe = _Pipeline(ctx.tmpdir)
     try:
@@ -350,5 +421,7 @@ if __name__ == "__main__":
         _child_load(sys.argv[2])
     elif sys.argv[1] == "router":
         _child_router(sys.argv[2])
+    elif sys.argv[1] == "relay":
+        _child_relay(sys.argv[2], sys.argv[3])
     else:
         raise SystemExit(f"unknown child mode {sys.argv[1]!r}")

@@ -33,6 +33,7 @@ from sequencer.registry import Registry
 __all__ = [
     "FIELD_NAMES",
     "check_ingest_frame",
+    "ingest_count",
     "validate_frames",
     "validate_drain",
     "validate_records",
@@ -75,6 +76,11 @@ _TEXT_OFFSET = RECORD_DTYPE.fields["text"][1]
 
 _HEADER = struct.Struct("<4sHBBQIIq")
 _INGEST = int(FrameType.INGEST)
+# Fast path of check_ingest_frame: magic, version, type and flags as one 8-byte prefix.
+_PREFIX_CHECKSUM_COUNT = struct.Struct("<8sQ4xI")
+_INGEST_PREFIX = struct.pack("<4sHBB", MAGIC, PROTOCOL_VERSION, _INGEST, 0)
+_MIN_FRAME = HEADER_SIZE + RECORD_SIZE
+_xxh3 = xxhash.xxh3_64_intdigest
 
 
 class Masks:
@@ -117,6 +123,22 @@ def check_ingest_frame(buf: bytes) -> int:
     got = xxhash.xxh3_64_intdigest(memoryview(buf)[16:])
     if got != checksum:
         raise FrameError(ResultCode.BAD_CHECKSUM, f"checksum {got:#018x} != header {checksum:#018x}")
+    return count
+
+
+def ingest_count(buf: bytes | memoryview) -> int:
+    """The record count of an ingest frame that :func:`check_ingest_frame` accepts, else 0.
+
+    The per-frame fast path of the sequencer (one unpack, one comparison of the 8-byte
+    prefix); a 0 is followed by :func:`check_ingest_frame` for the error and its message.
+    """
+    size = len(buf)
+    if size < _MIN_FRAME:
+        return 0
+    prefix, checksum, count = _PREFIX_CHECKSUM_COUNT.unpack_from(buf)
+    if (prefix != _INGEST_PREFIX or count > MAX_FRAME_RECORDS or size != HEADER_SIZE + count * RECORD_SIZE
+            or _xxh3(buf[16:]) != checksum):
+        return 0
     return count
 
 

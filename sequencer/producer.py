@@ -98,25 +98,29 @@ class Producer:
         """
         if getattr(records, "dtype", None) != RECORD_DTYPE:
             raise TypeError(f"records must have RECORD_DTYPE, got {getattr(records, 'dtype', type(records))}")
-        recs = np.array(records, ndmin=1, copy=True)
+        # A flat copy through bytes: numpy copies this structured dtype field by field (ten
+        # times slower), and np.array(record, copy=True) of one record (a numpy void) still
+        # wrote through to the caller's array.
+        recs = np.frombuffer(bytearray(np.asarray(records).tobytes()), RECORD_DTYPE)
         n = len(recs)
         if n == 0:
             raise ValueError("submit needs at least one record")
         if len(self._pending) >= self.max_pending:
             raise BufferError(f"{len(self._pending)} frames are unanswered (max_pending {self.max_pending})")
+        pid = self.producer_id
         prod = recs["producer"]
-        prod[prod == 0] = self.producer_id
-        if np.any(prod != self.producer_id):
-            raise ValueError(f"records carry another producer id than {self.producer_id} ({self.name!r})")
+        prod[prod == 0] = pid
+        if (prod != pid).any():
+            raise ValueError(f"records carry another producer id than {pid} ({self.name!r})")
         pseq = recs["producer_seq"]
         unset = pseq == 0
-        k = int(unset.sum())
+        k = int(np.count_nonzero(unset))
         if k:
             if k == n:
                 pseq[:] = np.arange(self._next_pseq, self._next_pseq + n, dtype=np.int64)
             else:
                 self._fill_gaps(pseq, unset)
-        if pseq[0] <= self._last_pseq or (n > 1 and np.any(np.diff(pseq) <= 0)):
+        if pseq[0] <= self._last_pseq or (n > 1 and (np.diff(pseq) <= 0).any()):
             raise ValueError(f"producer seqs must strictly increase above {self._last_pseq}")
         first, last = int(pseq[0]), int(pseq[-1])
         frame = encode_frame(recs, frame_type=FrameType.INGEST)

@@ -22,6 +22,7 @@ Frames are decoded as zero-copy numpy views; nothing here creates a Python objec
 from __future__ import annotations
 
 import enum
+import struct
 from typing import NamedTuple
 
 import numpy as np
@@ -152,6 +153,13 @@ HEARTBEAT_DTYPE = np.dtype(
 )
 
 
+# HEADER_DTYPE as a struct: one unpack per frame instead of a numpy scalar per field.
+_HEADER_STRUCT = struct.Struct("<4sHBBQIIq")
+assert _HEADER_STRUCT.size == HEADER_SIZE == HEADER_DTYPE.itemsize
+_INGEST, _STAMPED = int(FrameType.INGEST), int(FrameType.STAMPED)
+_CHECKSUM_STRUCT = struct.Struct("<Q")
+
+
 class FrameHeader(NamedTuple):
     """Decoded frame header."""
 
@@ -200,15 +208,9 @@ def encode_frame(
     if first_seq is None:
         first_seq = int(records["seq"][0]) if n else 0
     buf = bytearray(HEADER_SIZE + n * RECORD_SIZE)
-    hdr = np.frombuffer(buf, dtype=HEADER_DTYPE, count=1)
-    hdr["magic"] = MAGIC
-    hdr["version"] = PROTOCOL_VERSION
-    hdr["type"] = int(frame_type)
-    hdr["epoch"] = epoch
-    hdr["count"] = n
-    hdr["first_seq"] = first_seq
     buf[HEADER_SIZE:] = np.ascontiguousarray(records).tobytes()
-    hdr["checksum"] = frame_checksum(buf)
+    _HEADER_STRUCT.pack_into(buf, 0, MAGIC, PROTOCOL_VERSION, int(frame_type), 0, 0, epoch, n, first_seq)
+    _CHECKSUM_STRUCT.pack_into(buf, 8, frame_checksum(buf))
     return bytes(buf)
 
 
@@ -223,23 +225,22 @@ def decode_header(buf: bytes | bytearray | memoryview, *, expect_total: bool = T
         raise FrameError(ResultCode.EMPTY_FRAME, "frame is empty")
     if size < HEADER_SIZE:
         raise FrameError(ResultCode.BAD_SIZE, f"frame is {size} bytes, shorter than the {HEADER_SIZE}-byte header")
-    h = np.frombuffer(buf, dtype=HEADER_DTYPE, count=1)[0]
-    if bytes(h["magic"]) != MAGIC:
-        raise FrameError(ResultCode.BAD_MAGIC, f"magic is {bytes(h['magic'])!r}, expected {MAGIC!r}")
-    if int(h["version"]) != PROTOCOL_VERSION:
-        raise FrameError(ResultCode.BAD_VERSION, f"protocol version {int(h['version'])}, this build speaks {PROTOCOL_VERSION}")
-    ftype = int(h["type"])
-    if ftype not in (FrameType.INGEST, FrameType.STAMPED):
+    magic, version, ftype, flags, checksum, epoch, count, first_seq = _HEADER_STRUCT.unpack_from(buf)
+    if magic != MAGIC:
+        # As the S4 field of HEADER_DTYPE shows it: without trailing NULs.
+        raise FrameError(ResultCode.BAD_MAGIC, f"magic is {magic.rstrip(bytes(1))!r}, expected {MAGIC!r}")
+    if version != PROTOCOL_VERSION:
+        raise FrameError(ResultCode.BAD_VERSION, f"protocol version {version}, this build speaks {PROTOCOL_VERSION}")
+    if ftype != _STAMPED and ftype != _INGEST:
         raise FrameError(ResultCode.BAD_FRAME_TYPE, f"frame type {ftype} is not 1 (ingest) or 2 (stamped)")
-    if int(h["flags"]) != 0:
-        raise FrameError(ResultCode.BAD_FLAGS, f"header flags {int(h['flags'])} must be 0")
-    count = int(h["count"])
+    if flags != 0:
+        raise FrameError(ResultCode.BAD_FLAGS, f"header flags {flags} must be 0")
     if count > MAX_FRAME_RECORDS:
         raise FrameError(ResultCode.BAD_COUNT, f"record count {count} exceeds {MAX_FRAME_RECORDS}")
     want = HEADER_SIZE + count * RECORD_SIZE
     if (expect_total and size != want) or size < want:
         raise FrameError(ResultCode.BAD_SIZE, f"frame is {size} bytes, header says {count} records = {want} bytes")
-    return FrameHeader(ftype, int(h["epoch"]), count, int(h["first_seq"]), int(h["checksum"]))
+    return FrameHeader(ftype, epoch, count, first_seq, checksum)
 
 
 def decode_frame(buf: bytes | bytearray | memoryview) -> tuple[FrameHeader, np.ndarray]:

@@ -4,61 +4,49 @@ One thread, one ``zmq.Poller`` over the ingest ROUTER and the replay ROUTER. Eac
 drains up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
 stamps the accepted ones as one batch, appends that batch to the journal as ONE stamped
 frame, publishes the same bytes, updates the HWM file and acknowledges every ingest frame
-with its seq range: one reply message per producer per drain (an array of ``IngestReply``). Nothing is published before :meth:`Journal.append` returned; after a
+with its seq range: one reply message per producer per drain (an array of ``IngestReply``);
+the drain itself is :class:`sequencer.service_ingest.IngestLoop`. Nothing is published
+before :meth:`Journal.append` returned; after a
 journal ``OSError`` the service stops acknowledging and publishing (and stops heartbeating,
 so gates fail closed on a stale HWM) but keeps answering status and replay.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import struct
 import threading
 import time
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import zmq
 
+from sequencer.acks import encode_acks
 from sequencer.codes import ResultCode
 from sequencer.config import SequencerConfig
 from sequencer.dedup import DedupTable
 from sequencer.hwm_file import HwmFileWriter
-from sequencer.ingest import Masks, check_ingest_frame, describe_error, validate_drain
+from sequencer.ingest import Masks, validate_drain
 from sequencer.journal import Journal
 from sequencer.log import get_logger
-from sequencer.messages import IngestReply, StatusReply
-from sequencer.protocol import (
-    HEADER_SIZE,
-    PROTOCOL_VERSION,
-    RECORD_DTYPE,
-    RECORD_SIZE,
-    FrameError,
-    HEARTBEAT_MAGIC,
-)
+from sequencer.messages import StatusReply
+from sequencer.protocol import HEADER_SIZE, HEARTBEAT_MAGIC, PROTOCOL_VERSION, RECORD_SIZE
 from sequencer.registry import Registry, default_registry
 from sequencer.replay_server import ReplayServer
+from sequencer.runs import frame_runs
+from sequencer.service_ingest import IngestLoop
 from sequencer.service_stats import ServiceStats
 from sequencer.stamp import stamp_frame
+from sequencer.stamp_one import validate_stamp_one
 
 __all__ = ["Sequencer", "PUBLISH_SNDHWM", "hwm_file_path"]
 
 PUBLISH_SNDHWM = 10_000
-_PSEQ = struct.Struct("<q")
 # Same bytes as protocol.encode_heartbeat (checked by a test), without numpy per beat.
 _HEARTBEAT = struct.Struct("<4sHHI4xqq")
 _NOBLOCK = int(zmq.NOBLOCK)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
-_RCVMORE = int(zmq.RCVMORE)
-_SNDMORE = int(zmq.SNDMORE)
-# The Cython send, without the Python wrapper of zmq.Socket.send (half the cost per call);
-# plain int flags, because enum flag arithmetic costs more than the send itself.
-_base_send = zmq.backend.Socket.send
-_PSEQ_OFFSET = HEADER_SIZE + RECORD_DTYPE.fields["producer_seq"][1]
-_ZERO_COPY_BYTES = 1 << 16
-_reply_encoder = msgspec.msgpack.Encoder()
 
 
 def hwm_file_path(config: SequencerConfig, journal_dir: Path) -> Path | None:
@@ -68,11 +56,7 @@ def hwm_file_path(config: SequencerConfig, journal_dir: Path) -> Path | None:
     return Path(config.hwm_file) if config.hwm_file else journal_dir / "hwm"
 
 
-def _error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
-    return IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message)
-
-
-class Sequencer:
+class Sequencer(IngestLoop):
     """The single writer of the ordered stream (see the module docstring).
 
     ``start()`` recovers the journal, opens a new epoch and binds the sockets; ``run(stop)``
@@ -101,6 +85,9 @@ class Sequencer:
         self._started_at = time.monotonic()
         self._hwm_writer: HwmFileWriter | None = None
         self._sockets: list[zmq.Socket] = []
+        # Scratch of the one-frame drain (IngestLoop._drain_one): no arrays allocated per drain.
+        self._one_starts = np.zeros(2, np.int64)
+        self._one_info = np.zeros((1, 6), np.int64)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -135,8 +122,20 @@ class Sequencer:
         self.replay = ReplayServer(replay_sock, self.journal, lambda: self.hwm, lambda: self.epoch,
                                    self.status, self._count_error, self._log)
         # Compile (or load from the numba cache) before serving, not on the first frame.
-        validate_drain(bytearray(HEADER_SIZE + RECORD_SIZE), np.array([0, 1], np.int64), 1, self._masks)
+        # The same array layouts as the loop's (info columns are strided), or numba compiles
+        # another specialization on the first batch-path drain.
+        starts = np.array([0, 1, 2], np.int64)
+        info = validate_drain(bytearray(HEADER_SIZE + 2 * RECORD_SIZE), starts, 2, self._masks)
+        frame_runs(info, starts)
         stamp_frame(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 1, 0, 1, np.zeros(256, np.int64))
+        encode_acks(np.zeros(2, np.int64), 1, info[:, 4], info[:, 5], starts[:-1], starts[1:] - 1, 1)
+        validate_stamp_one(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 0, 0, 1, 0, 1, self._masks,
+                           np.zeros(256, np.int64), self._one_starts, self._one_info)
+        # Everything loaded so far (numba, llvmlite, the registry) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it (a quarter of the
+        # loop's CPU at 50k frames/s went to the collector before).
+        gc.collect()
+        gc.freeze()
         self._started_at = time.monotonic()
         self._log.info(
             "sequencer started: ingest=%s publish=%s hwm=%s replay=%s journal=%s durability=%s resume_seq=%d",
@@ -232,236 +231,6 @@ class Sequencer:
             "journaled seqs still served; heartbeats stopped so gates fail closed", exc,
             extra={"epoch": self.epoch, "seq": self.hwm},
         )
-
-    # ----------------------------------------------------------------- ingest
-    def _drain_ingest(self) -> None:
-        sock = self._ingest
-        recv = sock.recv
-        limit = self.config.max_batch_records
-        # Replies of this drain per producer identity, in arrival order: one reply message per
-        # producer per drain (a msgpack array of IngestReply). A valid frame's slot is filled
-        # after the batch is journaled and published.
-        out: dict[bytes, list] = {}
-        frames: list[tuple[list, int, memoryview, int]] = []
-        starts = [0]
-        nrec = 0
-        nmsg = 0
-        while nrec < limit:
-            if nmsg == 1 and not sock.getsockopt(_EVENTS) & _POLLIN:
-                # Most drains at moderate rates hold one frame: asking the socket is about half
-                # the cost of the zmq.Again exception that ends a drain otherwise.
-                break
-            try:
-                ident = recv(_NOBLOCK)
-            except zmq.Again:
-                break
-            nmsg += 1
-            slots = out.get(ident)
-            if slots is None:
-                slots = out[ident] = []
-            # A ROUTER message is delivered whole: the parts after the identity are there.
-            # copy=False: zero-copy payload, and Frame.more is far cheaper than getsockopt.
-            part = recv(_NOBLOCK, copy=False)
-            if part.more:
-                extra = 1
-                while part.more:
-                    part = recv(_NOBLOCK, copy=False)
-                    extra += 1
-                slots.append(self._reject(ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}"))
-                continue
-            buf = part.buffer
-            try:
-                count = check_ingest_frame(buf)
-            except FrameError as exc:
-                slots.append(self._reject(exc.code, exc.message))
-                continue
-            if self.journal_failed:
-                p0 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET)[0]
-                p1 = _PSEQ.unpack_from(buf, _PSEQ_OFFSET + (count - 1) * RECORD_SIZE)[0]
-                self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-                slots.append(_error_reply(
-                    ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
-                    p0, p1, -1, self.epoch))
-                continue
-            frames.append((slots, len(slots), buf, count))
-            slots.append(None)
-            nrec += count
-            starts.append(nrec)
-        if frames:
-            self._process(frames, starts, nrec)
-        enc = _reply_encoder.encode
-        for ident, slots in out.items():
-            _base_send(sock, ident, _SNDMORE)
-            _base_send(sock, enc(slots))
-
-    def _reject(self, code: ResultCode, message: str) -> IngestReply:
-        self._count_error(code)
-        return _error_reply(code, message, epoch=self.epoch)
-
-    def _process(self, frames: list[tuple[list, int, memoryview, int]], starts_list: list[int], nrec: int) -> None:
-        """Validate, deduplicate and commit the drained frames; fill each frame's reply slot."""
-        nframes = len(frames)
-        if nframes == 1:
-            buf = bytearray(frames[0][2])  # its ingest header is overwritten by the stamp
-        else:
-            # The first frame's ingest header is the room for the stamped header.
-            bufs = [b for _, _, b, _ in frames]
-            buf = bytearray().join([bufs[0], *[b[HEADER_SIZE:] for b in bufs[1:]]])
-        starts = np.array(starts_list, np.int64)
-        info = validate_drain(buf, starts, nrec, self._masks).tolist()
-        replies: list = [None] * nframes
-        accepted: list[int] = []
-        pending: dict[int, int] = {}
-        dedup = self.dedup
-        recs = None
-        for f in range(nframes):
-            bad, code, field, producer, p0, p1 = info[f]
-            if bad >= 0:
-                if recs is None:
-                    recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
-                lo = starts_list[f]
-                msg = describe_error(recs[lo:lo + frames[f][3]], bad, code, field)
-                self._count_error(ResultCode(code))
-                self._producer_stats(producer)[3] += 1
-                replies[f] = _error_reply(ResultCode(code), msg, p0, p1, bad, self.epoch)
-                continue
-            last = pending.get(producer)
-            if last is None:
-                last = dedup.last(producer)
-            if p0 > last:
-                accepted.append(f)
-                pending[producer] = p1
-                continue
-            if recs is None:
-                recs = np.frombuffer(buf, RECORD_DTYPE, count=nrec, offset=HEADER_SIZE)
-            if self._late_frame(recs, starts_list[f], frames[f][3], producer, p0, p1, accepted, info):
-                accepted.append(f)
-                pending[producer] = max(last, p1)
-                continue
-            replies[f] = self._old_frame(recs, starts_list[f], frames[f][3], producer, p0, p1, last)
-        if accepted:
-            if not self._commit(buf, frames, starts, accepted, info, replies):
-                for f in accepted:
-                    replies[f] = _error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed; frame not stamped",
-                                              info[f][4], info[f][5], -1, self.epoch)
-                    self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-        for f in range(nframes):
-            slots, pos, _, _ = frames[f]
-            slots[pos] = replies[f]
-
-    def _late_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int,
-                    accepted: list[int], info: list) -> bool:
-        """Whether a frame below the producer's highest stamped seq was never stamped, so it is
-        new: a frame lost in a crash and resent after newer ones were stamped. A frame that
-        overlaps one accepted earlier in this drain (a resend racing its original) is not."""
-        for g in accepted:
-            if info[g][3] == producer and info[g][4] <= p1 and p0 <= info[g][5]:
-                return False
-        return not self.dedup.stamped_any(producer, recs["producer_seq"][lo:lo + count])
-
-    def _old_frame(self, recs: np.ndarray, lo: int, count: int, producer: int, p0: int, p1: int, last: int) -> IngestReply | tuple:
-        """Reply to a frame below the producer's last stamped seq that is not new: the original
-        seqs when it was stamped whole before, else an error naming why."""
-        st = self._producer_stats(producer)
-        if p1 > last:
-            st[3] += 1
-            self._count_error(ResultCode.PARTIAL_DUPLICATE)
-            return _error_reply(ResultCode.PARTIAL_DUPLICATE,
-                                f"producer seqs {p0}..{p1} overlap the last stamped {last}: "
-                                "resend whole frames, or only new producer seqs", p0, p1, -1, self.epoch)
-        pseqs = recs["producer_seq"][lo:lo + count]
-        found = self.dedup.lookup(producer, pseqs)
-        if found is None:
-            st[3] += 1
-            if self.dedup.stamped_any(producer, pseqs):
-                self._count_error(ResultCode.PARTIAL_DUPLICATE)
-                return _error_reply(ResultCode.PARTIAL_DUPLICATE,
-                                    f"producer seqs {p0}..{p1} were partly stamped before: "
-                                    "resend whole frames as first sent", p0, p1, -1, self.epoch)
-            # Not stamped yet, but overlapping a frame accepted earlier in this drain: a resend
-            # racing its first copy, whose ack stands.
-            self._count_error(ResultCode.PRODUCER_SEQ_NOT_INCREASING)
-            return _error_reply(ResultCode.PRODUCER_SEQ_NOT_INCREASING,
-                                f"producer seqs {p0}..{p1} are being stamped from an earlier frame "
-                                "of this batch; its ack stands", p0, p1, 0, self.epoch)
-        st[2] += 1
-        first_seq, last_seq, epoch = found
-        return (True, 0, "OK", p0, p1, epoch, first_seq, last_seq, True, -1, "")
-
-    def _commit(self, buf: bytearray, frames: list, starts: np.ndarray, accepted: list[int], info: list,
-                replies: list) -> bool:
-        """Stamp, journal and publish the accepted frames as one batch; fill their replies."""
-        if len(accepted) == len(frames):
-            out = buf
-            n = (len(buf) - HEADER_SIZE) // RECORD_SIZE
-        else:
-            keep = np.zeros(len(frames), np.bool_)
-            keep[accepted] = True
-            rows = np.frombuffer(buf, np.uint8, offset=HEADER_SIZE).reshape(-1, RECORD_SIZE)
-            picked = rows[np.repeat(keep, np.diff(starts))]
-            n = len(picked)
-            out = bytearray(HEADER_SIZE + n * RECORD_SIZE)
-            out[HEADER_SIZE:] = picked.tobytes()
-        first = self.next_seq
-        epoch = self.epoch
-        ts = time.time_ns()
-        stamp_frame(out, n, first, ts, epoch, self.stats.kind_counts)
-        assert self.journal is not None
-        try:
-            self.journal.append(out, first, n, epoch)
-        except (OSError, ValueError) as exc:
-            # ValueError: the journal refused the frame (a bug); never publish it either.
-            self._journal_error(exc)
-            return False
-        self.next_seq = first + n
-        self.hwm = first + n - 1
-        # Publish right after the journal write: nothing waits for a batch to fill.
-        try:
-            if len(out) < _ZERO_COPY_BYTES:
-                _base_send(self._publish, out, _NOBLOCK)
-            else:
-                _base_send(self._publish, out, _NOBLOCK, False)
-        except zmq.Again:
-            pass  # subscribers recover the frame through replay
-        if self._hwm_writer is not None:
-            self._hwm_writer.write(epoch, self.hwm, ts)
-        self._acknowledge(out, frames, accepted, info, replies, first, epoch)
-        return True
-
-    def _acknowledge(self, out: bytearray, frames: list, accepted: list[int], info: list, replies: list,
-                     seq: int, epoch: int) -> None:
-        """Record the stamped frames in the dedup table and the counters; fill their replies."""
-        dedup = self.dedup
-        # Consecutive frames of one producer with contiguous producer seqs are one dedup run.
-        run_prod = run_p0 = run_seq = run_len = 0
-        st_prod, st = -1, None
-        pos = 0
-        for f in accepted:
-            c = frames[f][3]
-            producer, p0, p1 = info[f][3], info[f][4], info[f][5]
-            if p1 - p0 == c - 1:
-                if run_len and producer == run_prod and p0 == run_p0 + run_len:
-                    run_len += c
-                else:
-                    if run_len:
-                        dedup.add_run(run_prod, run_p0, run_seq, run_len, epoch)
-                    run_prod, run_p0, run_seq, run_len = producer, p0, seq, c
-            else:
-                if run_len:
-                    dedup.add_run(run_prod, run_p0, run_seq, run_len, epoch)
-                    run_len = 0
-                pseqs = np.frombuffer(out, RECORD_DTYPE, count=c, offset=HEADER_SIZE + pos * RECORD_SIZE)["producer_seq"]
-                dedup.add(producer, pseqs, seq, epoch)
-            if producer != st_prod:
-                st_prod, st = producer, self._producer_stats(producer)
-            st[0] += 1
-            st[1] += c
-            # The array form of IngestReply (array_like): encoded with the drain's other replies.
-            replies[f] = (True, 0, "OK", p0, p1, epoch, seq, seq + c - 1, False, -1, "")
-            seq += c
-            pos += c
-        if run_len:
-            dedup.add_run(run_prod, run_p0, run_seq, run_len, epoch)
 
     # ----------------------------------------------------------------- status
     def status(self, consumers: list) -> StatusReply:

@@ -13,6 +13,7 @@ from sequencer.ingest import (
     Masks,
     check_ingest_frame,
     describe_error,
+    ingest_count,
     validate_drain,
     validate_frames,
     validate_records,
@@ -191,10 +192,28 @@ def test_check_frame_when_garbage_then_frame_error_code(mutate, code):
     with pytest.raises(FrameError) as err:
         check_ingest_frame(mutate(_frame()))
     assert err.value.code == code
+    assert ingest_count(mutate(_frame())) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 40), st.integers(0, 255), st.booleans())
+def test_ingest_count_when_one_byte_changed_then_agrees_with_check_ingest_frame(n, pos, value, cut):
+    frame = bytearray(_frame(n))
+    if cut:
+        frame = frame[:pos]
+    elif pos < len(frame):
+        frame[pos] = value
+    try:
+        want = check_ingest_frame(bytes(frame))
+    except FrameError:
+        want = 0
+    assert ingest_count(bytes(frame)) == want
+    assert ingest_count(memoryview(bytes(frame))) == want
 
 
 def test_check_frame_when_valid_then_returns_count():
     assert check_ingest_frame(_frame(3)) == 3
+    assert ingest_count(_frame(3)) == 3
 
 
 @settings(max_examples=50, deadline=None)

@@ -452,3 +452,69 @@ def test_read_when_many_segments_then_mappings_of_sealed_segments_are_released(t
         assert total == len(everything)
         assert sum(s._map is not None for s in r._set.segments) <= 1
     assert fds_during - fds_before <= 2
+
+
+def test_append_stamped_when_same_frames_then_same_segments_index_and_reads_as_append(tmp_path):
+    sizes = [1, 3, 40, 1, 7]
+    for name, method in (("a", "append"), ("b", "append_stamped")):
+        with Journal.open(tmp_path / name, durability="batch", sync_ms=1, segment_bytes=SMALL_SEG) as j:
+            e = j.next_epoch()
+            for n in sizes:
+                first = j.last_seq + 1
+                getattr(j, method)(bytearray(make_frame(first, n, e)), first, n, e)
+            assert (j.last_seq, j.last_epoch) == (sum(sizes), e)
+    segs_a = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert segs_a == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for seg in segs_a:
+        assert (tmp_path / "a" / seg).read_bytes() == (tmp_path / "b" / seg).read_bytes(), seg
+    assert verify_journal(tmp_path / "b").ok
+
+
+def test_append_stamped_when_size_order_or_epoch_wrong_then_value_error_and_nothing_written(tmp_path):
+    with Journal.open(tmp_path, durability="none") as j:
+        e = j.next_epoch()
+        e2 = j.next_epoch()
+        fill(j, [2], epoch=e2)
+        size = os.path.getsize(tmp_path / "00000000000000000001.seg")
+        with pytest.raises(ValueError, match=r"first seq 5 does not follow last seq 2"):
+            j.append_stamped(bytearray(make_frame(5, 1, e2)), 5, 1, e2)
+        with pytest.raises(ValueError, match="epoch 1 is lower than the journal's last epoch 2"):
+            j.append_stamped(bytearray(make_frame(3, 1, e)), 3, 1, e)
+        with pytest.raises(ValueError, match="bytes"):
+            j.append_stamped(bytearray(make_frame(3, 2, e2))[:-1], 3, 2, e2)
+        with pytest.raises(ValueError, match="count must be > 0"):
+            j.append_stamped(bytearray(), 3, 0, e2)
+        assert j.last_seq == 2
+        assert os.path.getsize(tmp_path / "00000000000000000001.seg") == size
+
+
+def test_append_stamped_when_disk_full_mid_frame_then_cut_and_after_fdatasync_failure_refused(tmp_path, monkeypatch):
+    j = Journal.open(tmp_path, durability="always")
+    fill(j, [3])
+    real_write = os.write
+
+    def half_then_enospc(fd, data):
+        real_write(fd, bytes(data[:100]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_enospc)
+    with pytest.raises(OSError) as info:
+        j.append_stamped(bytearray(make_frame(4, 5, 1)), 4, 5, 1)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert j.last_seq == 3
+    assert os.path.getsize(tmp_path / "00000000000000000001.seg") == HEADER_SIZE + 3 * RECORD_SIZE
+
+    def failing(fd):
+        raise OSError(errno.EIO, "injected EIO")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(OSError, match="injected EIO"):
+        j.append_stamped(bytearray(make_frame(4, 2, 1)), 4, 2, 1)
+    monkeypatch.undo()
+    with pytest.raises(OSError, match="failed earlier"):
+        j.append_stamped(bytearray(make_frame(6, 2, 1)), 6, 2, 1)
+    j.close()
+    with Journal.open(tmp_path, durability="none") as j:
+        assert j.last_seq in (3, 5)
+    assert verify_journal(tmp_path).ok

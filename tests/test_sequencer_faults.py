@@ -59,7 +59,7 @@ def test_journal_when_write_fails_then_no_ack_no_publish_but_replay_and_status_s
     def broken(*_args, **_kw):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    seq.journal.append = broken  # the next write fails as on a full disk
+    seq.journal.append = seq.journal.append_stamped = broken  # the next write fails as on a full disk
     prod.submit(prices(2))
     (failed,) = prod.flush(3)
     assert not failed.ok and failed.code == ResultCode.JOURNAL_WRITE_FAILED

@@ -189,10 +189,28 @@ class Journal(RecordReads):
         Raises ``ValueError`` (nothing written) for a frame that does not match its arguments or
         does not continue the journal, ``OSError`` when the write or sync fails.
         """
+        self._check_usable()
+        self._check_frame(frame, first_seq, count, epoch)
+        self._write_frame(frame, first_seq, count, epoch)
+
+    def append_stamped(self, frame: bytearray, first_seq: int, count: int, epoch: int) -> None:
+        """:meth:`append` for a frame the caller has just stamped with these very values
+        (:func:`sequencer.stamp.stamp_frame`): its header and records are not read back.
+
+        The size, the continuation of the journal and the epoch are checked as by
+        :meth:`append` (``ValueError``, nothing written); writing, syncing and failures are the same.
+        """
+        self._check_usable()
+        self._check_size(frame, count)
+        self._check_order(first_seq, epoch)
+        self._write_frame(frame, first_seq, count, epoch)
+
+    def _check_usable(self) -> None:
         if self._closed or self._failed is not None:
             self._check_open()
             raise OSError(errno.EIO, f"journal {self.path} failed earlier and must be reopened: {self._failed}")
-        self._check_frame(frame, first_seq, count, epoch)
+
+    def _write_frame(self, frame, first_seq: int, count: int, epoch: int) -> None:
         size = len(frame)
         tail = self._tail
         if tail is None or (tail.end and tail.end + size > self.segment_bytes):
@@ -211,12 +229,24 @@ class Journal(RecordReads):
         elif self.durability == "batch" and not self._dirty.is_set():
             self._dirty.set()
 
-    def _check_frame(self, frame, first_seq: int, count: int, epoch: int) -> None:
+    def _check_size(self, frame, count: int) -> None:
         if count <= 0:
             raise ValueError(f"append: count must be > 0, got {count}")
         want = HEADER_SIZE + count * RECORD_SIZE
         if len(frame) != want:
             raise ValueError(f"append: frame is {len(frame)} bytes, {count} records need {want}")
+
+    def _check_order(self, first_seq: int, epoch: int) -> None:
+        if first_seq != self._last_seq + 1:
+            raise ValueError(f"append: first seq {first_seq} does not follow last seq {self._last_seq} (expected {self._last_seq + 1})")
+        if epoch < self._last_epoch:
+            raise ValueError(f"append: epoch {epoch} is lower than the journal's last epoch {self._last_epoch}")
+        if epoch <= 0 or epoch > _MAX_EPOCH:
+            raise ValueError(f"append: epoch {epoch} out of range 1..{_MAX_EPOCH}")
+
+    def _check_frame(self, frame, first_seq: int, count: int, epoch: int) -> None:
+        self._check_size(frame, count)
+        want = HEADER_SIZE + count * RECORD_SIZE
         magic, version, ftype, flags, checksum, h_epoch, h_count, h_first = HDR.unpack_from(frame, 0)
         if magic != MAGIC or version != PROTOCOL_VERSION or ftype != _STAMPED or flags:
             raise ValueError(f"append: not a stamped frame of protocol {PROTOCOL_VERSION} (magic {magic!r}, version {version}, type {ftype}, flags {flags})")
@@ -225,12 +255,7 @@ class Journal(RecordReads):
                 f"append: header says first seq {h_first}, count {h_count}, epoch {h_epoch}; "
                 f"arguments say {first_seq}, {count}, {epoch}"
             )
-        if first_seq != self._last_seq + 1:
-            raise ValueError(f"append: first seq {first_seq} does not follow last seq {self._last_seq} (expected {self._last_seq + 1})")
-        if epoch < self._last_epoch:
-            raise ValueError(f"append: epoch {epoch} is lower than the journal's last epoch {self._last_epoch}")
-        if epoch <= 0 or epoch > _MAX_EPOCH:
-            raise ValueError(f"append: epoch {epoch} out of range 1..{_MAX_EPOCH}")
+        self._check_order(first_seq, epoch)
         lo, lo_epoch = REC_SEQ_EPOCH.unpack_from(frame, HEADER_SIZE)
         hi, hi_epoch = REC_SEQ_EPOCH.unpack_from(frame, want - RECORD_SIZE) if count > 1 else (lo, lo_epoch)
         if (lo, hi) != (first_seq, first_seq + count - 1):

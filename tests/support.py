@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import zmq
 
 __all__ = ["SequencerProcess", "running_sequencer", "sequencer_endpoints", "REPO_ROOT"]
@@ -169,3 +170,14 @@ def recv_frames(sub: zmq.Socket, want_last_seq: int, timeout_s: float = 10.0) ->
             out.append(recs)
             last = int(recs["seq"][-1])
     return out
+
+
+def prices(n: int, start: int = 100, instrument: int = 1) -> np.ndarray:
+    """``n`` unstamped reference-price records for ``instrument``, prices ``start``, ``start + 1``, ..."""
+    from sequencer.protocol import RECORD_DTYPE, Kind
+
+    recs = np.zeros(n, RECORD_DTYPE)
+    recs["kind"] = Kind.PRICE
+    recs["instrument"] = instrument
+    recs["price"] = np.arange(start, start + n)
+    return recs

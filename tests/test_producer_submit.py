@@ -7,7 +7,8 @@ import pytest
 import zmq
 
 from sequencer.producer import Producer
-from sequencer.protocol import RECORD_DTYPE, FrameType, Kind, decode_frame
+from sequencer.protocol import FrameType, decode_frame
+from support import prices
 
 
 @pytest.fixture
@@ -21,16 +22,8 @@ def producer(tmp_path):
         ctx.destroy(linger=0)
 
 
-def _prices(n: int) -> np.ndarray:
-    recs = np.zeros(n, RECORD_DTYPE)
-    recs["kind"] = Kind.PRICE
-    recs["instrument"] = 1
-    recs["price"] = np.arange(1, n + 1)
-    return recs
-
-
 def test_submit_when_ids_unset_then_frame_has_producer_and_next_seqs_and_caller_array_unchanged(producer):
-    recs = _prices(3)
+    recs = prices(3, start=1)
     before = recs.tobytes()
     assert producer.submit(recs) == 10
     assert producer.submit(recs[1]) == 13  # one record (a numpy void) works too
@@ -47,18 +40,18 @@ def test_submit_when_ids_unset_then_frame_has_producer_and_next_seqs_and_caller_
 
 
 def test_submit_when_some_seqs_given_then_gaps_filled_and_bad_input_refused(producer):
-    recs = _prices(3)
+    recs = prices(3, start=1)
     recs["producer_seq"] = [0, 50, 0]
     producer.submit(recs)
     assert decode_frame(producer._pending[10].frame)[1]["producer_seq"].tolist() == [10, 50, 51]
     with pytest.raises(ValueError, match="strictly increase"):
-        producer.submit(_with_seq(_prices(1), 51))
+        producer.submit(_with_seq(prices(1), 51))
     with pytest.raises(ValueError, match="another producer"):
-        other = _prices(1)
+        other = prices(1)
         other["producer"] = producer.producer_id + 1
         producer.submit(other)
     with pytest.raises(ValueError, match="at least one"):
-        producer.submit(_prices(0))
+        producer.submit(prices(0))
     with pytest.raises(TypeError):
         producer.submit(np.zeros(2, np.int64))
 

@@ -15,17 +15,9 @@ from sequencer.config import SequencerConfig
 from sequencer.journal import JournalReader
 from sequencer.messages import ReplayRequest, decode_replay_done, encode
 from sequencer.producer import Producer, producer_id_for
-from sequencer.protocol import RECORD_DTYPE, Kind, decode_frame
+from sequencer.protocol import RECORD_DTYPE, decode_frame
 from sequencer.service import Sequencer
-from support import running_sequencer, sequencer_endpoints
-
-
-def prices(n: int) -> np.ndarray:
-    recs = np.zeros(n, RECORD_DTYPE)
-    recs["kind"] = Kind.PRICE
-    recs["instrument"] = 2
-    recs["price"] = np.arange(1, n + 1)
-    return recs
+from support import prices, running_sequencer, sequencer_endpoints
 
 
 @pytest.fixture

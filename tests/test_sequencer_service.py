@@ -14,17 +14,9 @@ from sequencer.journal import JournalReader
 from sequencer.messages import ReplayRequest, decode_replay_done, encode
 from sequencer.producer import Producer
 from sequencer.protocol import RECORD_DTYPE, Kind, decode_frame, decode_heartbeat
-from support import recv_frames, running_sequencer
+from support import prices, recv_frames, running_sequencer
 
 pytestmark = pytest.mark.slow
-
-
-def prices(n: int, start: int = 100) -> np.ndarray:
-    recs = np.zeros(n, RECORD_DTYPE)
-    recs["kind"] = Kind.PRICE
-    recs["instrument"] = 1
-    recs["price"] = np.arange(start, start + n)
-    return recs
 
 
 def subscriber(ctx: zmq.Context, endpoint: str, rcvhwm: int = 1000) -> zmq.Socket:

@@ -21,6 +21,16 @@ SMALL_SEG = 4096
 _settings = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+def _half_write_then_enospc(real_write):
+    """An ``os.write`` that writes the first 100 bytes of the data, then fails with ENOSPC."""
+
+    def write(fd, data):
+        real_write(fd, bytes(data[:100]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return write
+
+
 def test_append_when_frames_of_random_sizes_then_read_returns_them_in_order(tmp_path):
     rng = np.random.default_rng(7)
     sizes = [int(n) for n in rng.integers(1, 200, size=60)]
@@ -327,11 +337,7 @@ def test_append_when_disk_full_mid_frame_then_partial_frame_cut_and_next_append_
 def test_append_when_write_and_cut_both_fail_then_reopen_cuts_partial_frame(tmp_path, monkeypatch):
     j = Journal.open(tmp_path, durability="none")
     fill(j, [3])
-    real_write = os.write
-
-    def half_then_enospc(fd, data):
-        real_write(fd, bytes(data[:100]))
-        raise OSError(errno.ENOSPC, "No space left on device")
+    half_then_enospc = _half_write_then_enospc(os.write)
 
     def no_truncate(fd, size):
         raise OSError(errno.EIO, "injected")
@@ -491,11 +497,7 @@ def test_append_stamped_when_size_order_or_epoch_wrong_then_value_error_and_noth
 def test_append_stamped_when_disk_full_mid_frame_then_cut_and_after_fdatasync_failure_refused(tmp_path, monkeypatch):
     j = Journal.open(tmp_path, durability="always")
     fill(j, [3])
-    real_write = os.write
-
-    def half_then_enospc(fd, data):
-        real_write(fd, bytes(data[:100]))
-        raise OSError(errno.ENOSPC, "No space left on device")
+    half_then_enospc = _half_write_then_enospc(os.write)
 
     monkeypatch.setattr(os, "write", half_then_enospc)
     with pytest.raises(OSError) as info:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
-import numpy as np
 
 from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
 from risk_gate.fastpath import KernelCheck
@@ -36,11 +35,11 @@ from risk_gate.fold import GateFold
 from risk_gate.kernel import FALLBACK, NEED_LIMITS
 from risk_gate.limits import GateConfig, LimitTable, load_gate_config
 from risk_gate.order import Decision, FixedConverter, Order
-from risk_gate.publish import DecisionFrame
-from risk_gate.reasons import RefuseReason, truncate_detail
+from risk_gate.publish import DecisionFrame, DecisionPublishing
+from risk_gate.reasons import RefuseReason
 from risk_gate.state import RateState, Reservations
 from sequencer.log import get_logger
-from sequencer.protocol import RECORD_DTYPE, Kind
+from sequencer.protocol import Kind
 from sequencer.registry import Registry, default_registry
 
 __all__ = ["Gate", "DecisionLogEntry"]
@@ -88,7 +87,7 @@ class DecisionLogEntry(msgspec.Struct, array_like=True, gc=False):
     latency_ns: int
 
 
-class Gate:
+class Gate(DecisionPublishing):
     """Pre-trade risk gate embedded in a strategy process (see the module docstring).
 
     ``subscriber``/``producer`` may be given instead of endpoints (tests, custom transports);
@@ -230,36 +229,6 @@ class Gate:
         self._poll_replies()
         return n
 
-    def flush(self) -> None:
-        """Submit queued decision records as one frame (non-blocking)."""
-        if not self._outbox:
-            return
-        recs = np.array(self._outbox, dtype=RECORD_DTYPE)
-        self._outbox.clear()
-        ids = recs["order_id"][recs["kind"] == _NEW].tolist()
-        try:
-            token = self.producer.submit(recs)
-        except (BufferError, ValueError, TypeError) as exc:
-            self._pub_counts["publish_errors"] += 1
-            log.error("decision records not published: %s", exc, extra={"seq": self.applied_seq})
-            return
-        self._pub_counts["published"] += len(recs)
-        if ids:
-            self._token_ids[token] = ids
-
-    def _poll_replies(self) -> None:
-        self._since_reply_poll = 0
-        if self.producer is None:
-            return
-        for reply in self.producer.poll(0):
-            ids = self._token_ids.pop(reply.first_producer_seq, None)
-            if not reply.ok:
-                self._pub_counts["publish_errors"] += 1
-                log.error("sequencer refused decision records: %s %s", reply.code_name, reply.message, extra={"seq": self.applied_seq})
-                # An approval the sequencer will never stamp must not hold its reservation forever.
-                for oid in ids or ():
-                    self.reservations.release(oid)
-
     # -- the check -----------------------------------------------------------------------
     def check(self, order: Order | FixedOrder) -> Decision:
         """Decide ``order`` (an :class:`Order` with decimals and names, or a :class:`FixedOrder`)."""
@@ -396,51 +365,6 @@ class Gate:
     def counts(self) -> dict[str, int]:
         """Decisions made and records published: approved, refused, published, publish_errors, unpublished."""
         return {"approved": self._approved, "refused": self._refused, **self._pub_counts}
-
-    def _publishable(self, fo: FixedOrder | None) -> bool:
-        # A record the sequencer would reject (unknown ids, bad qty) is not sent: the
-        # sequencer validates frames all-or-nothing and would drop good records with it.
-        if fo is None or fo.qty <= 0 or fo.order_id <= 0 or fo.price < 0 or fo.side not in (1, 2) or not (
-            fo.account and fo.instrument and fo.venue
-        ):
-            self._pub_counts["unpublished"] += 1
-            return False
-        return True
-
-    def _publish_now(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
-        """Fill the preallocated frame and submit it at once (non-blocking, no numpy on the way)."""
-        if self._publishable(fo):
-            self._send_decision(kind, fo, code, text, applied, hwm)
-
-    def _send_decision(self, kind: int, fo: FixedOrder, code: int, text: bytes, applied: int, hwm: int) -> None:
-        """Pack one decision record into the preallocated frame and hand it to the producer."""
-        producer = self.producer
-        pseq = producer.next_producer_seq
-        frame = self._fast.encode(kind, pseq, fo.order_id, fo.qty, fo.price, applied, hwm, fo.instrument, fo.account, fo.venue, fo.side, code, text)
-        try:
-            token = producer.submit_encoded(frame, pseq, pseq)
-        except (BufferError, ValueError) as exc:
-            self._pub_counts["publish_errors"] += 1
-            log.error("decision record not published: %s", exc, extra={"seq": applied})
-            return
-        self._pub_counts["published"] += 1
-        if kind == _NEW:
-            self._token_ids[token] = [fo.order_id]
-
-    def _text(self, detail: str) -> bytes:
-        got = self._text_cache.get(detail)
-        if got is None:
-            got = truncate_detail(detail)
-            if len(self._text_cache) < 4096:
-                self._text_cache[detail] = got
-        return got
-
-    def _queue(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
-        if self.producer is None or not self._publishable(fo):
-            return
-        self._outbox.append(
-            (0, 0, fo.order_id, fo.qty, fo.price, 0, applied, hwm, 0, fo.instrument, 0, fo.account, fo.venue, kind, fo.side, code, 0, text)
-        )
 
     def _log(self, d: Decision, t0: int) -> None:
         entry = DecisionLogEntry(self._clock(), d.order_id, 0 if d.reason is None else int(d.reason), d.applied_seq, d.hwm, _perf_ns() - t0)

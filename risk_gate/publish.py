@@ -9,6 +9,10 @@ checksum. The bytes are identical to ``encode_frame(record, frame_type=INGEST)``
 
 The frame is handed to :meth:`sequencer.producer.Producer.submit_encoded`, which sends it
 with ``zmq.NOBLOCK`` and tracks it for replies and resends exactly like ``submit``.
+
+:class:`DecisionPublishing` is the gate's side of it (a mixin of :class:`risk_gate.gate.Gate`):
+send each decision at once, or queue them for one frame per ``flush``, and read the
+sequencer's replies (an approval it refuses releases its reservation).
 """
 
 from __future__ import annotations
@@ -18,9 +22,15 @@ import struct
 import numpy as np
 import xxhash
 
-from sequencer.protocol import HEADER_DTYPE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_DTYPE, RECORD_SIZE, FrameType
+from risk_gate.checks import FixedOrder
+from risk_gate.reasons import truncate_detail
+from sequencer.log import get_logger
+from sequencer.protocol import HEADER_DTYPE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_DTYPE, RECORD_SIZE, FrameType, Kind
 
-__all__ = ["DecisionFrame"]
+__all__ = ["DecisionFrame", "DecisionPublishing"]
+
+log = get_logger("gate")
+_NEW = int(Kind.NEW_ORDER)
 
 # Field order and widths of RECORD_DTYPE (little endian, no padding between fields).
 _RECORD = struct.Struct("<8q3I2H2BHI40s")
@@ -60,3 +70,83 @@ class DecisionFrame:
         )
         _CHECKSUM.pack_into(buf, 8, xxhash.xxh3_64_intdigest(self._view))
         return bytes(buf)
+
+
+
+class DecisionPublishing:
+    """Publishing the gate's decisions (mixin; the state lives on :class:`risk_gate.gate.Gate`)."""
+
+    def flush(self) -> None:
+        """Submit queued decision records as one frame (non-blocking)."""
+        if not self._outbox:
+            return
+        recs = np.array(self._outbox, dtype=RECORD_DTYPE)
+        self._outbox.clear()
+        ids = recs["order_id"][recs["kind"] == _NEW].tolist()
+        try:
+            token = self.producer.submit(recs)
+        except (BufferError, ValueError, TypeError) as exc:
+            self._pub_counts["publish_errors"] += 1
+            log.error("decision records not published: %s", exc, extra={"seq": self.applied_seq})
+            return
+        self._pub_counts["published"] += len(recs)
+        if ids:
+            self._token_ids[token] = ids
+
+    def _poll_replies(self) -> None:
+        self._since_reply_poll = 0
+        if self.producer is None:
+            return
+        for reply in self.producer.poll(0):
+            ids = self._token_ids.pop(reply.first_producer_seq, None)
+            if not reply.ok:
+                self._pub_counts["publish_errors"] += 1
+                log.error("sequencer refused decision records: %s %s", reply.code_name, reply.message, extra={"seq": self.applied_seq})
+                # An approval the sequencer will never stamp must not hold its reservation forever.
+                for oid in ids or ():
+                    self.reservations.release(oid)
+
+    def _publishable(self, fo: FixedOrder | None) -> bool:
+        # A record the sequencer would reject (unknown ids, bad qty) is not sent: the
+        # sequencer validates frames all-or-nothing and would drop good records with it.
+        if fo is None or fo.qty <= 0 or fo.order_id <= 0 or fo.price < 0 or fo.side not in (1, 2) or not (
+            fo.account and fo.instrument and fo.venue
+        ):
+            self._pub_counts["unpublished"] += 1
+            return False
+        return True
+
+    def _publish_now(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
+        """Fill the preallocated frame and submit it at once (non-blocking, no numpy on the way)."""
+        if self._publishable(fo):
+            self._send_decision(kind, fo, code, text, applied, hwm)
+
+    def _send_decision(self, kind: int, fo: FixedOrder, code: int, text: bytes, applied: int, hwm: int) -> None:
+        """Pack one decision record into the preallocated frame and hand it to the producer."""
+        producer = self.producer
+        pseq = producer.next_producer_seq
+        frame = self._fast.encode(kind, pseq, fo.order_id, fo.qty, fo.price, applied, hwm, fo.instrument, fo.account, fo.venue, fo.side, code, text)
+        try:
+            token = producer.submit_encoded(frame, pseq, pseq)
+        except (BufferError, ValueError) as exc:
+            self._pub_counts["publish_errors"] += 1
+            log.error("decision record not published: %s", exc, extra={"seq": applied})
+            return
+        self._pub_counts["published"] += 1
+        if kind == _NEW:
+            self._token_ids[token] = [fo.order_id]
+
+    def _text(self, detail: str) -> bytes:
+        got = self._text_cache.get(detail)
+        if got is None:
+            got = truncate_detail(detail)
+            if len(self._text_cache) < 4096:
+                self._text_cache[detail] = got
+        return got
+
+    def _queue(self, kind: int, fo: FixedOrder | None, code: int, text: bytes, applied: int, hwm: int) -> None:
+        if self.producer is None or not self._publishable(fo):
+            return
+        self._outbox.append(
+            (0, 0, fo.order_id, fo.qty, fo.price, 0, applied, hwm, 0, fo.instrument, 0, fo.account, fo.venue, kind, fo.side, code, 0, text)
+        )

@@ -122,9 +122,14 @@ def _run_once(tmp: Path, drains: list, path: str, monkeypatch: pytest.MonkeyPatc
             seq._drain_ingest()
             if seq._ingest.poll(20):
                 raise _SplitDrain
+            answered = 0
             for i, sock in enumerate(dealers):
                 while sock.poll(200):
-                    replies.append((i, decode_ingest_replies(sock.recv())))
+                    got = decode_ingest_replies(sock.recv())
+                    replies.append((i, got))
+                    answered += len(got)
+            if answered < len(drain):  # every message gets one reply: some missed this drain
+                raise _SplitDrain
         published = 0
         while sub.poll(100):
             sub.recv()

@@ -91,10 +91,6 @@ class BookView:
     current across batches (``tstate_all`` is a one-element sequence). Tests may also fill
     the attributes with plain lists.
 
-    ``source`` (optional, default ``None``) is the fold that owns the Book: an object whose
-    ``batches`` int changes whenever the Book changes (:class:`~risk_gate.fold.GateFold`).
-    With it, the gross-exposure contribution of the instruments other than the order's is
-    cached in ``gross_cache`` until the Book, the limits or those reservations change.
     ``valid_ids`` remembers ``(account, instrument, venue, side)`` combinations found valid
     (the validity lists do not change after construction; assign new lists = new view).
     """
@@ -102,9 +98,9 @@ class BookView:
     __slots__ = (
         "stride", "pos", "open_buy", "open_sell", "open_orders", "ref_px", "ref_ts",
         "tstate_all", "tstate_acct", "tstate_instr", "order_known", "instruments", "unit_notional",
-        "accounts_valid", "instruments_valid", "venues_valid", "source", "gross_cache", "valid_ids",
+        "accounts_valid", "instruments_valid", "venues_valid", "valid_ids",
     )
-    _OPTIONAL = frozenset({"source", "gross_cache", "valid_ids"})
+    _OPTIONAL = frozenset({"valid_ids"})
 
     def __init__(self, **fields: Any) -> None:
         for name in self.__slots__:
@@ -112,8 +108,6 @@ class BookView:
                 setattr(self, name, fields.get(name))
             else:
                 setattr(self, name, fields[name])
-        if self.gross_cache is None:
-            self.gross_cache = {}
         if self.valid_ids is None:
             self.valid_ids = set()  # (account, instrument, venue, side) found valid
 
@@ -275,10 +269,7 @@ def check_order(
             if out is not None:
                 return out
         if max_gross >= 0 and invalid is None:
-            if book.source is None:
-                gross, stale = _gross_exposure(book, table, res, account, instrument, side, qty, now_ns)
-            else:
-                gross, stale = _gross_cached(book, table, res, account, instrument, side, qty, now_ns)
+            gross, stale = _gross_exposure(book, table, res, account, instrument, side, qty, now_ns)
             if stale is not None:
                 out = _refuse(collect, _STALE_PRICE, stale)
                 if out is not None:
@@ -401,95 +392,4 @@ def _gross_exposure(
         if w2 < 0:
             w2 = -w2
         gross += (w if w > w2 else w2) * ref * units[j]
-    return gross, None
-
-
-def _gross_others(book: BookView, table: LimitTable, res: Reservations, account: int, instrument: int) -> tuple[float, list[float], float] | None:
-    """The other instruments' part of :func:`_gross_exposure` for an order on ``instrument``:
-    the sum of the contributions before it in iteration order, the contributions after it (in
-    order, so the float sum is done exactly as the full loop does it) and the earliest time
-    (ns) at which one of their reference prices goes stale; ``None`` when one is missing."""
-    base = account * book.stride
-    pos_a = book.pos
-    ob = book.open_buy
-    osell = book.open_sell
-    rb = res.buy
-    rs = res.sell
-    ref_px = book.ref_px
-    ref_ts = book.ref_ts
-    units = book.unit_notional
-    ttls = table.price_ttls(account)
-    prefix = 0.0
-    suffix: list[float] = []
-    expiry = float("inf")
-    after = False
-    for j in book.instruments:
-        if j == instrument:
-            after = True
-            continue
-        k = base + j
-        p = pos_a[k]
-        b = ob[k] + int(rb[k])
-        s = osell[k] + int(rs[k])
-        if p == 0 and b == 0 and s == 0:
-            continue
-        ref = ref_px[j]
-        if ref <= 0:
-            return None
-        e = ref_ts[j] + ttls[j]
-        if e < expiry:
-            expiry = e
-        w = p + b
-        if w < 0:
-            w = -w
-        w2 = s - p
-        if w2 < 0:
-            w2 = -w2
-        c = (w if w > w2 else w2) * ref * units[j]
-        if after:
-            suffix.append(c)
-        else:
-            prefix += c
-    return prefix, suffix, expiry
-
-
-def _gross_cached(
-    book: BookView, table: LimitTable, res: Reservations, account: int, instrument: int, side: int, qty: int, now_ns: int
-) -> tuple[float, str | None]:
-    """:func:`_gross_exposure` with the other instruments' part cached (same result, bit for bit).
-
-    The cache entry of ``(account, instrument)`` is valid while the Book (``source.batches``),
-    the limits (``table.changes``) and the reservations of the account on other instruments
-    (``res.account_version - res.key_version``) are unchanged. Stale or missing prices of other
-    instruments go to the full loop, which names the first one.
-    """
-    k = account * book.stride + instrument
-    stamp = (book.source.batches, table.changes, int(res.account_version[account] - res.key_version[k]))
-    cache = book.gross_cache
-    entry = cache.get(k)
-    if entry is None or entry[0] != stamp:
-        others = _gross_others(book, table, res, account, instrument)
-        if others is None:
-            return _gross_exposure(book, table, res, account, instrument, side, qty, now_ns)
-        entry = cache[k] = (stamp, *others)
-    _stamp, gross, suffix, expiry = entry
-    if now_ns > expiry:
-        return _gross_exposure(book, table, res, account, instrument, side, qty, now_ns)
-    p = book.pos[k]
-    b = book.open_buy[k] + int(res.buy[k])
-    s = book.open_sell[k] + int(res.sell[k])
-    if side == _BUY:
-        b += qty
-    else:
-        s += qty
-    if p != 0 or b != 0 or s != 0:
-        w = p + b
-        if w < 0:
-            w = -w
-        w2 = s - p
-        if w2 < 0:
-            w2 = -w2
-        gross += (w if w > w2 else w2) * book.ref_px[instrument] * book.unit_notional[instrument]
-    for c in suffix:
-        gross += c
     return gross, None

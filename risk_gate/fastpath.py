@@ -63,7 +63,6 @@ class KernelCheck:
             "tstate_instr": book.tstate_instr, "accounts_valid": acc.view(np.uint8), "instruments_valid": ins.view(np.uint8),
             "venues_valid": ven.view(np.uint8), "instruments": np.array(self.instruments, dtype=np.int64),
             "unit_notional": registry.unit_notionals(), "res_buy": res.buy, "res_sell": res.sell, "res_count": res.count,
-            "res_account_version": res.account_version, "res_key_version": res.key_version,
             "rate_sec": rates.sec, "rate_min": rates.min, "rate_last_ns": rates.last_ns,
             "lim_slot": np.full(a * i, -1, dtype=np.int64),
             "lim": np.zeros((cap, _k.L_COLUMNS), dtype=np.int64), "limf": np.zeros((cap, _k.F_COLUMNS), dtype=np.float64),

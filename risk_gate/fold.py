@@ -36,7 +36,6 @@ class GateFold(BookFold):
         self.table = table if table is not None else LimitTable(registry=self.registry)
         self.seen_ids: set[int] = set()
         self.on_new_orders: Callable[[list[int]], None] | None = None
-        self.batches = 0  # batches applied (+1 per restore): a cheap "the Book changed" counter
         self.applied = int(self.book.applied_seq)  # what applied_seq returns, as a plain attribute (the gate's hot path)
 
     @property
@@ -48,7 +47,6 @@ class GateFold(BookFold):
         """Fold a contiguous batch: Book first, then limit changes and order ids of the batch."""
         super().apply(records)
         self.applied = int(self.book.applied_seq)
-        self.batches += 1
         kinds = records["kind"]
         limits = kinds == _LIMIT
         if limits.any():
@@ -80,7 +78,6 @@ class GateFold(BookFold):
         book_arrays = {k: v for k, v in arrays.items() if k != "limits"}
         super()._load_state(meta, book_arrays, applied_seq)
         self.applied = int(self.book.applied_seq)
-        self.batches += 1  # the Book changed: caches keyed on batches must not match
         self.table.load_dict(
             {
                 "values": arrays["limits"].tolist(),

@@ -142,7 +142,6 @@ class Gate(DecisionPublishing):
         # Read the fold's current set: a restore replaces it.
         self._view.order_known = lambda oid: oid in self.fold.seen_ids
         self._kernel = KernelCheck(self.book, self.registry, table, self.reservations, self.rates) if kernel else None
-        self._view.source = self.fold
         self._clock = clock
         self._max_drain = max_drain_frames if max_drain_frames is not None else cfg.max_drain_frames
         self._pub_ok = cfg.publish_approvals if publish_approvals is None else publish_approvals

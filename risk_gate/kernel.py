@@ -124,8 +124,6 @@ ARRAY_FIELDS = (
     ("res_buy", np.int64, "AI"),
     ("res_sell", np.int64, "AI"),
     ("res_count", np.int64, "A"),
-    ("res_account_version", np.int64, "A"),
-    ("res_key_version", np.int64, "AI"),
     ("rate_sec", np.float64, "A"),
     ("rate_min", np.float64, "A"),
     ("rate_last_ns", np.int64, "A"),
@@ -176,14 +174,12 @@ def _arrays(meta):
         c(_address(meta[p + 14]), ai, np.int64),
         c(_address(meta[p + 15]), ai, np.int64),
         c(_address(meta[p + 16]), a, np.int64),
-        c(_address(meta[p + 17]), a, np.int64),
-        c(_address(meta[p + 18]), ai, np.int64),
-        c(_address(meta[p + 19]), a, np.float64),
-        c(_address(meta[p + 20]), a, np.float64),
-        c(_address(meta[p + 21]), a, np.int64),
-        c(_address(meta[p + 22]), ai, np.int64),
-        c(_address(meta[p + 23]), (rows, L_COLUMNS), np.int64),
-        c(_address(meta[p + 24]), (rows, F_COLUMNS), np.float64),
+        c(_address(meta[p + 17]), a, np.float64),
+        c(_address(meta[p + 18]), a, np.float64),
+        c(_address(meta[p + 19]), a, np.int64),
+        c(_address(meta[p + 20]), ai, np.int64),
+        c(_address(meta[p + 21]), (rows, L_COLUMNS), np.int64),
+        c(_address(meta[p + 22]), (rows, F_COLUMNS), np.float64),
     )
 
 
@@ -280,8 +276,6 @@ def _reserve(g, account, k, side, qty):
     else:
         g.res_sell[k] += qty
     g.res_count[account] += 1
-    g.res_account_version[account] += 1
-    g.res_key_version[k] += 1
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -44,9 +44,6 @@ class Reservations:
         self.buy = np.zeros(n_accounts * stride, dtype=np.int64)
         self.sell = np.zeros(n_accounts * stride, dtype=np.int64)
         self.count = np.zeros(n_accounts, dtype=np.int64)
-        # Change counters (per account, per key) for caches keyed on reservations.
-        self.account_version = np.zeros(n_accounts, dtype=np.int64)
-        self.key_version = np.zeros(n_accounts * stride, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -63,8 +60,6 @@ class Reservations:
         else:
             self.sell[k] += qty
         self.count[account] += 1
-        self.account_version[account] += 1
-        self.key_version[k] += 1
 
     def release(self, order_id: int) -> Reservation | None:
         """Drop a reservation (its order is now in the Book); ``None`` if it was not reserved."""
@@ -78,8 +73,6 @@ class Reservations:
         else:
             self.sell[k] -= r.qty
         self.count[r.account] -= 1
-        self.account_version[r.account] += 1
-        self.key_version[k] += 1
         return r
 
 

@@ -1,7 +1,8 @@
 """``Subscriber``: keeps a fold current with the sequencer's ordered stream.
 
 It owns the consumer side of three sockets (publish SUB, conflated heartbeat SUB, replay
-DEALER) and optionally the HWM file, and feeds what arrives to a
+DEALER, whose side lives in :class:`~consumers.replay_client.ReplayClient`) and optionally
+the HWM file, and feeds what arrives to a
 :class:`~consumers.splice.Splicer`, which decides what the fold applies and which ranges to
 ask the replay service for. Nothing runs in the background: :meth:`Subscriber.poll` does
 the work in the caller's thread and :meth:`Subscriber.run` loops over it.
@@ -21,39 +22,24 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgspec
 import numpy as np
-import xxhash
 import zmq
 
+from consumers.frames import decode_stamped
 from consumers.hwm import HwmFile, HwmTracker
-from consumers.splice import ReplayWant, Splicer
-from sequencer.codes import ResultCode
+from consumers.replay_client import ReplayClient
+from consumers.splice import Splicer
 from sequencer.log import get_logger
-from sequencer.messages import REPLAY_DATA, REPLAY_DONE, ConsumerReport, ReplayRequest, decode_replay_done, encode
-from sequencer.protocol import (
-    HEADER_SIZE,
-    MAGIC,
-    PROTOCOL_VERSION,
-    RECORD_DTYPE,
-    RECORD_SIZE,
-    FrameError,
-    FrameType,
-    decode_frame,
-    decode_heartbeat,
-)
+from sequencer.protocol import FrameError, decode_heartbeat
 
 __all__ = ["Subscriber", "FoldLike"]
 
 _log = get_logger("subscriber")
-_HEADER = struct.Struct("<4sHBBQIIq")
 # Plain ints: pyzmq's enum members cost microseconds per getsockopt and per ``&``.
 _POLLIN = int(zmq.POLLIN)
 _EVENTS = int(zmq.EVENTS)
 _NOBLOCK = int(zmq.NOBLOCK)
-_STAMPED = int(FrameType.STAMPED)
 _mono = time.monotonic_ns
-_xxh3 = xxhash.xxh3_64_intdigest
 _GEN = struct.Struct("<Q").unpack_from
 
 
@@ -66,30 +52,7 @@ class FoldLike(Protocol):
     def apply(self, records: np.ndarray) -> None: ...
 
 
-def _decode_stamped(buf: memoryview) -> tuple[int, int, np.ndarray]:
-    """``(epoch, first_seq, records)`` of a stamped frame; raises :class:`FrameError`.
-
-    The common case is checked with one ``struct`` read; anything unusual goes through
-    :func:`sequencer.protocol.decode_frame` so the error names exactly what is wrong.
-    """
-    if len(buf) >= HEADER_SIZE:
-        magic, version, ftype, flags, checksum, epoch, count, first = _HEADER.unpack_from(buf, 0)
-        if (
-            magic == MAGIC
-            and version == PROTOCOL_VERSION
-            and ftype == _STAMPED
-            and flags == 0
-            and len(buf) == HEADER_SIZE + count * RECORD_SIZE
-            and _xxh3(buf[16:]) == checksum
-        ):
-            return epoch, first, np.frombuffer(buf, dtype=RECORD_DTYPE, count=count, offset=HEADER_SIZE)
-    header, records = decode_frame(buf)
-    if header.frame_type != _STAMPED:
-        raise FrameError(ResultCode.BAD_FRAME_TYPE, f"frame type {header.frame_type} (ingest) where stamped frames are expected")
-    return header.epoch, header.first_seq, records
-
-
-class Subscriber:
+class Subscriber(ReplayClient):
     """Subscribe, late-join, fill gaps, track the HWM and fold the stream into ``fold``.
 
     Arguments: the sequencer's ``publish``, ``hwm`` and ``replay`` endpoints; ``fold`` (any
@@ -164,13 +127,6 @@ class Subscriber:
         self.bad_heartbeats = 0
         self.reports_sent = 0
         self.last_bad_frame: str | None = None
-
-    def _new_dealer(self) -> zmq.Socket:
-        s = self._ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(self.replay_endpoint)
-        self._sockets_changed = True
-        return s
 
     # ------------------------------------------------------------------ state
     @property
@@ -378,64 +334,11 @@ class Subscriber:
             self._bad("multipart message on the publish socket")
             return
         try:
-            epoch, first, records = _decode_stamped(msg.buffer)
+            epoch, first, records = decode_stamped(msg.buffer)
         except FrameError as exc:
             self._bad(str(exc))
             return
         self._splicer.on_live(epoch, first, records, now)
-
-    def _drain_replay(self, now: int, budget: int) -> int:
-        dealer = self._dealer
-        sp = self._splicer
-        n = 0
-        while n < budget and dealer.getsockopt(_EVENTS) & _POLLIN:
-            parts = dealer.recv_multipart(_NOBLOCK, copy=False)
-            n += 1
-            tag = parts[0].bytes
-            if tag == REPLAY_DATA and len(parts) == 3:
-                try:
-                    epoch, first, records = _decode_stamped(parts[2].buffer)
-                except FrameError as exc:
-                    self._bad(f"replay chunk: {exc}")
-                    continue
-                sp.on_replay_data(int.from_bytes(parts[1].bytes, "little"), epoch, first, records, now)
-            elif tag == REPLAY_DONE and len(parts) == 2:
-                try:
-                    d = decode_replay_done(parts[1].bytes)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    self._bad(f"replay done: {exc}")
-                    continue
-                if d.code:
-                    _log.warning("replay %d..%d answered with code %d: %s", d.from_seq, d.last_seq, d.code, d.error)
-                sp.on_replay_done(d.req_id, d.last_seq, d.hwm, d.epoch, d.complete, now, d.code, d.error)
-            # Status replies and unknown tags are not for us: dropped.
-        return n
-
-    def _request(self, now: int) -> None:
-        want = self._splicer.want_replay(now)
-        if want is None:
-            return
-        if want.after_timeout:
-            # Lazy pirate: a fresh socket drops queued requests and replies of the old one.
-            _log.warning("replay answer timed out; reconnecting the replay socket (request %s)", want.reason)
-            self._dealer.close(0)
-            self._dealer = self._new_dealer()
-        self._send_request(want)
-
-    def _send_request(self, want: ReplayWant) -> None:
-        req = ReplayRequest(want.req_id, want.from_seq, want.to_seq, want.max_records)
-        try:
-            self._dealer.send(encode(req), _NOBLOCK)
-        except zmq.Again:
-            pass  # no connection yet: the request times out and is sent again
-
-    def _send_report(self) -> None:
-        report = ConsumerReport(self.name, self.applied_seq, self.hwm, self.lag, self.epoch)
-        try:
-            self._dealer.send(encode(report), _NOBLOCK)
-            self.reports_sent += 1
-        except zmq.Again:
-            pass
 
     def _bad(self, why: str) -> None:
         self.bad_frames += 1

@@ -95,6 +95,7 @@ class Sequencer(IngestLoop):
         # Scratch of the one-frame drain (IngestLoop._drain_one): no arrays allocated per drain.
         self._one_starts = np.zeros(2, np.int64)
         self._one_info = np.zeros((1, 6), np.int64)
+        self._drained = 0  # messages taken by the last drain (the run loop's guess of the next)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -189,9 +190,11 @@ class Sequencer(IngestLoop):
         ``getpid`` and a ``poll`` syscall each): at one frame per drain, a large part of the
         sequencer's CPU. Here ingest is asked once per turn, after the drain's sends (a send
         may empty the mailbox, so the fd alone could miss a frame); a socket's fd is readable
-        whenever it got a command since its mailbox was last emptied. The first drain after
-        blocking takes one frame without asking for more (at moderate rates there is no more);
-        if the socket still holds frames, the next drain takes them all. The replay socket is
+        whenever it got a command since its mailbox was last emptied, so after a wake-up
+        that it did not cause (a heartbeat, a request) ingest is not drained. When the last drain
+        held one message, the first drain after blocking takes one without asking for more
+        (at moderate rates there is no more; if there is, the next drain takes it all); after
+        a larger drain it takes all that is waiting. The replay socket is
         asked at most every ``REPLAY_CHECK_NS``, and whenever its fd woke the loop: status
         and replay requests wait that long at most. Heartbeats are due by the clock.
         """
@@ -204,9 +207,10 @@ class Sequencer(IngestLoop):
         next_hb = next_replay = 0
         drain = self._drain_ingest
         clock = time.monotonic_ns
-        one = False
+        ready, one = True, False  # ingest may hold frames; the next drain takes one only
         while not stop.is_set():
-            drain(one)
+            if ready:
+                drain(one)
             now = clock()
             if now >= next_replay:
                 if _base_get(replay_sock, _EVENTS) & _POLLIN:
@@ -214,15 +218,22 @@ class Sequencer(IngestLoop):
                     next_replay = 0  # more may wait: ask again next turn, do not block
                 else:
                     next_replay = now + REPLAY_CHECK_NS
-            if next_replay:
-                one = not _base_get(ingest, _EVENTS) & _POLLIN
-                if one:
+            if ready and _base_get(ingest, _EVENTS) & _POLLIN:
+                one = False  # frames are waiting: the next drain takes them all
+            else:
+                if ready:
+                    # Frames came one at a time before blocking: most likely one comes next.
+                    one = self._drained <= 1
+                    ready = False  # just asked: until its fd fires, ingest has nothing
+                if next_replay:
                     # Idle: returns as soon as a frame (or a request) arrives; the timeout
                     # paces heartbeats and the replay check.
                     wake = min(next_hb, next_replay)
                     for fd, _ in fds.poll(max(0, math.ceil((wake - now) / 1e6))):
                         if fd == replay_fd:
                             next_replay = 0
+                        else:
+                            ready = True
                     now = clock()
             # After the data: a due heartbeat never delays a drain's publish.
             if now >= next_hb:

@@ -123,6 +123,7 @@ class IngestLoop(OneFrameDrain):
             bufs.append(buf)
             nrec += count
             starts.append(nrec)
+        self._drained = len(groups)
         return d
 
     def _bad_message(self, sock: zmq.Socket, part: zmq.Frame) -> IngestReply:

@@ -432,7 +432,7 @@ def test_status_when_ingest_flooded_then_answered_and_every_frame_acked(tmp_path
     """The run loop drains ingest without polling while it is busy and blocks on the sockets'
     fds when idle: status requests sent into a flood are answered in order, and no frame is
     left unanswered."""
-    from benchmarks.bench_pipeline import _ingest_frames
+    from benchmarks._pipeline_peers import ingest_frames
     from sequencer.status import request_status
 
     ctx = zmq.Context()
@@ -442,7 +442,7 @@ def test_status_when_ingest_flooded_then_answered_and_every_frame_acked(tmp_path
             dealer.setsockopt(zmq.SNDHWM, 0)
             dealer.setsockopt(zmq.LINGER, 0)
             dealer.connect(seq.ingest)
-            frames = _ingest_frames(7, 1, 20_000, 1)
+            frames = ingest_frames(7, 1, 20_000, 1)
             for f in frames:
                 dealer.send(f)
             statuses = [request_status(seq.replay, 10.0, ctx) for _ in range(3)]

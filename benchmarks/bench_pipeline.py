@@ -10,10 +10,11 @@ the load paced at 10k/50k/100k events/s. References measured in the same run: ra
 PUB->SUB of the same bytes (``bench_ceilings``), raw DEALER->ROUTER with one reply per
 message (this module), the same three-process topology with a raw relay in the middle
 (DEALER->ROUTER, one PUB message and one reply array per drain, as the sequencer batches:
-the honest ceiling of the pipeline rows), and the raw one-way PUB->SUB latency at the same rate.
+the honest ceiling of the pipeline rows; for latency it stamps each drain after its
+receive, as the sequencer does, and the latency rows' reference is that relay at the same
+rate), and the raw one-way PUB->SUB latency at the same rate.
 
-``python -m benchmarks.bench_pipeline load EP`` / ``router EP`` / ``relay EP EP`` are the
-child processes.
+The child processes are :mod:`benchmarks._pipeline_peers`.
 """
 
 from __future__ import annotations
@@ -29,164 +30,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
-import xxhash
 import zmq
 
-from sequencer.protocol import HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_DTYPE, FrameType, Kind, decode_frame
+from benchmarks._pipeline_peers import ingest_frames
+from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, decode_frame, decode_header, frame_checksum
 
 __all__ = ["run"]
 
 Row = dict[str, Any]
-_HDR = struct.Struct("<4sHBBQIIq")
 _REPO = Path(__file__).resolve().parent.parent
-
-
-# ---------------------------------------------------------------------------- child side
-def _ingest_frames(producer: int, first_pseq: int, frames: int, batch: int) -> list[bytes]:
-    recs = np.zeros(frames * batch, RECORD_DTYPE)
-    recs["kind"] = Kind.PRICE
-    recs["instrument"] = 1
-    recs["price"] = 100
-    recs["producer"] = producer
-    recs["producer_seq"] = np.arange(first_pseq, first_pseq + len(recs))
-    raw = recs.tobytes()
-    size = batch * RECORD_DTYPE.itemsize
-    out = []
-    for f in range(frames):
-        buf = bytearray(HEADER_SIZE + size)
-        _HDR.pack_into(buf, 0, MAGIC, PROTOCOL_VERSION, int(FrameType.INGEST), 0, 0, 0, batch, 0)
-        buf[HEADER_SIZE:] = raw[f * size:(f + 1) * size]
-        struct.pack_into("<Q", buf, 8, xxhash.xxh3_64_intdigest(memoryview(buf)[16:]))
-        out.append(bytes(buf))
-    return out
-
-
-def _reply_count(raw: bytes) -> int:
-    """How many IngestReply an ingest reply message holds, from its msgpack array header only
-    (decoding every reply would take CPU from the sequencer on a 2-core machine)."""
-    tag = raw[0]
-    if 0x90 <= tag <= 0x9F:
-        return tag & 0x0F
-    if tag == 0xDC:
-        return int.from_bytes(raw[1:3], "big")
-    if tag == 0xDD:
-        return int.from_bytes(raw[1:5], "big")
-    raise ValueError(f"ingest reply is not a msgpack array (first byte {tag:#x})")
-
-
-def _child_load(endpoint: str) -> None:
-    """Commands on stdin: ``burst FRAMES BATCH`` or ``paced FRAMES RATE``; answers ``ok``."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    producer = (os.getpid() * 2654435761) % (2**32 - 1) + 1
-    pseq = 1
-    for line in sys.stdin:
-        op, *args = line.split()
-        if op == "quit":
-            break
-        frames, arg = int(args[0]), int(args[1])
-        batch = arg if op == "burst" else 1
-        data = _ingest_frames(producer, pseq, frames, batch)
-        pseq += frames * batch
-        print("ready", flush=True)
-        sys.stdin.readline()  # "go"
-        send = sock.send
-        if op == "burst":
-            for d in data:
-                send(d)
-        else:
-            period = 1e9 / arg
-            t0 = time.perf_counter_ns()
-            for i, d in enumerate(data):
-                due = t0 + i * period
-                while time.perf_counter_ns() < due:
-                    # Yield the core while waiting, as the raw one-way reference's sender does:
-                    # 2-core machines run three processes here (time.sleep(0) does not yield).
-                    os.sched_yield()
-                send(d)
-        acks = 0
-        while acks < frames and sock.poll(10_000):
-            acks += _reply_count(sock.recv())  # one message answers a drain's frames
-        print(f"ok {acks}", flush=True)
-    sock.close()
-    ctx.term()
-
-
-def _child_router(endpoint: str) -> None:
-    """Raw ROUTER: one small reply per message, like the sequencer's ack; exits on b"quit"."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.bind(endpoint)
-    ack = b"\x9b" + bytes(40)
-    recv, send = sock.recv, sock.send
-    noblock, sndmore = int(zmq.NOBLOCK), int(zmq.SNDMORE)
-    while sock.poll(60_000):
-        while True:  # drain without polling per message, as the sequencer does
-            try:
-                ident = recv(noblock)
-            except zmq.Again:
-                break
-            msg = recv(noblock)
-            if msg == b"quit":
-                sock.close(linger=0)
-                ctx.term()
-                return
-            send(ident, sndmore)
-            send(ack)
-    sock.close(linger=0)
-    ctx.term()
-
-
-def _child_relay(ingest: str, publish: str) -> None:
-    """Raw ROUTER + PUB with the sequencer's topology and batching, nothing else: each drain of
-    up to 4096 messages is published as ONE message (a 32-byte header with the first seq,
-    then every message's records) and answered with ONE reply per drain (a msgpack array of
-    a pre-encoded ack per message, as long as the sequencer's). No checks, no stamp, no journal. SIGTERM stops it."""
-    ctx = zmq.Context()
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.RCVHWM, 100_000)
-    router.setsockopt(zmq.SNDHWM, 100_000)
-    router.bind(ingest)
-    pub = ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.SNDHWM, 10_000)
-    pub.bind(publish)
-    ack = msgspec.msgpack.encode((True, 0, "OK", 1 << 20, 1 << 20, 1, 1 << 24, 1 << 24, False, -1, ""))
-    recv, send, psend = router.recv, router.send, pub.send
-    noblock, sndmore = int(zmq.NOBLOCK), int(zmq.SNDMORE)
-    seq = 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while router.poll(60_000):
-            counts: dict[bytes, int] = {}
-            parts = [b""]
-            nrec = 0
-            while nrec < 4096:
-                try:
-                    ident = recv(noblock)
-                except zmq.Again:
-                    break
-                msg = recv(noblock)
-                counts[ident] = counts.get(ident, 0) + 1
-                parts.append(msg[HEADER_SIZE:])
-                nrec += (len(msg) - HEADER_SIZE) // RECORD_DTYPE.itemsize
-            parts[0] = _HDR.pack(MAGIC, PROTOCOL_VERSION, int(FrameType.STAMPED), 0, 0, 1, nrec, seq)
-            seq += nrec
-            psend(b"".join(parts))
-            for ident, n in counts.items():
-                send(ident, sndmore)
-                send((b"\xdc" + n.to_bytes(2, "big") if n > 15 else bytes([0x90 | n])) + ack * n)
-    finally:
-        router.close(linger=0)
-        pub.close(linger=0)
-        ctx.term()
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -219,11 +72,13 @@ class _Pipeline:
         for n, ep in self.eps.items():
             args += [f"--{n}", ep]
         if relay:
-            args = ["-m", "benchmarks.bench_pipeline", "relay", self.eps["ingest"], self.eps["publish"]]
+            args = ["-m", "benchmarks._pipeline_peers", "relay", self.eps["ingest"], self.eps["publish"]]
+        self.relay = relay
         self.seq = _Proc(args)
         self.zctx = zmq.Context()
         self.sub = self.zctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 0)
+        self.sub.setsockopt(zmq.RCVTIMEO, 10_000)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.connect(self.eps["publish"])
         self.load: _Proc | None = None
@@ -231,7 +86,7 @@ class _Pipeline:
             time.sleep(1.0)  # the relay has no status socket to ask: let it start and bind
         else:
             self._wait_serving()
-        self.load = _Proc(["-m", "benchmarks.bench_pipeline", "load", self.eps["ingest"]],
+        self.load = _Proc(["-m", "benchmarks._pipeline_peers", "load", self.eps["ingest"]],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hwm = 0
 
@@ -278,23 +133,38 @@ class _Pipeline:
         return (got - first_count) / max(t_last - t_first, 1e-9)
 
     def paced(self, count: int, rate: int) -> np.ndarray:
-        """Stamp-to-applied latency samples (ns) of ``count`` single-event frames at ``rate``/s."""
+        """Stamp-to-applied latency samples (ns) of ``count`` single-event frames at ``rate``/s
+        (with the relay: its drain's stamp to applied)."""
         assert self._cmd(f"paced {count} {rate}") == "ready"
         self._cmd_nowait("go")
         want = self.hwm + count
         out = np.empty(count, np.int64)
         i = 0
         pos = np.zeros(8, np.int64)
+        recv = self.sub.recv
         while self.hwm < want:
-            if not self.sub.poll(10_000):
-                raise RuntimeError(f"subscriber stalled at seq {self.hwm} of {want}")
-            _, recs = decode_frame(self.sub.recv())
+            # Blocking in recv (RCVTIMEO) rather than poll then recv: one mailbox wait per
+            # frame instead of zmq_poll's checks before and after blocking.
+            try:
+                buf = recv()
+            except zmq.Again:
+                raise RuntimeError(f"subscriber stalled at seq {self.hwm} of {want}") from None
+            if self.relay:
+                # The relay's stamp is in the checksum field; the same decoding work as
+                # decode_frame (header checks, xxh3 of the frame, the records view).
+                header = decode_header(buf)
+                ts = header.checksum
+                frame_checksum(buf)
+                recs = np.frombuffer(buf, RECORD_DTYPE, offset=HEADER_SIZE)
+            else:
+                header, recs = decode_frame(buf)
+                ts = recs["ts_ns"]
             np.add.at(pos, recs["instrument"], recs["qty"])  # the fold being applied
             now = time.time_ns()
             n = len(recs)
-            out[i:i + n] = now - recs["ts_ns"]
+            out[i:i + n] = now - ts
             i += n
-            self.hwm = int(recs["seq"][-1])
+            self.hwm = header.first_seq + n - 1
         self._finish()
         return out[:i]
 
@@ -325,13 +195,13 @@ class _Pipeline:
 def _raw_dealer_router(ctx: Any, batch: int, messages: int) -> Any:
     sockdir = Path(tempfile.mkdtemp(prefix="sqbr-"))
     ep = f"ipc://{sockdir}/r"
-    router = _Proc(["-m", "benchmarks.bench_pipeline", "router", ep])
+    router = _Proc(["-m", "benchmarks._pipeline_peers", "router", ep])
     zctx = zmq.Context()
     dealer = zctx.socket(zmq.DEALER)
     dealer.setsockopt(zmq.SNDHWM, 0)
     dealer.setsockopt(zmq.RCVHWM, 0)
     dealer.connect(ep)
-    data = _ingest_frames(1, 1, messages, batch)
+    data = ingest_frames(1, 1, messages, batch)
     try:
         def one() -> float:
             t0 = time.perf_counter()
@@ -393,35 +263,42 @@ def run(ctx: Any) -> list[Row]:
                  f"(raw DEALER->ROUTER of the same frames: {raw_dr['value']:.0f} records/s; raw DEALER->ROUTER->"
                  f"PUB->SUB batched per drain as here: {raw_relay['value']:.0f} records/s)"))
     rates = (50_000,) if ctx.quick else (10_000, 50_000, 100_000)
-    pipe = _Pipeline(ctx.tmpdir)
-    try:
-        for rate in rates:
-            count = ctx.size(1_000, max(20_000, rate))
-            refs = ceilings.zmq_oneway_latency(ctx, rate)
-            rows.extend(refs)
-            for _ in range(ctx.warmup):
-                pipe.paced(min(count, 2_000), rate)
-            runs = [pipe.paced(count, rate) for _ in range(ctx.repeats)]
-            rate_txt = f"{rate // 1000}k"
-            by_pct = {r["name"].rsplit("_", 1)[-1]: r for r in refs}
-            rows.extend(ctx.latency_results(
-                f"sequencer_stamp_to_applied_ipc_latency_{rate_txt}_per_s", runs, unit="us",
-                references=by_pct,
-                targets={"p50": "<= 35 us", "p99": "<= 150 us"} if rate == 50_000 else None,
-                note=f"{count} single-event frames paced at {rate}/s by a child DEALER; record ts_ns "
-                     "(sequencer stamp, time.time_ns) to decoded+folded at a SUB here; includes the "
-                     "journal append (batch) and the publish"))
-    finally:
-        pipe.close()
+    counts = {rate: ctx.size(1_000, max(20_000, rate)) for rate in rates}
+    ceiling = _paced_latency(ctx, counts, relay=True)
+    measured = _paced_latency(ctx, counts, relay=False)
+    for rate in rates:
+        count = counts[rate]
+        refs = ceilings.zmq_oneway_latency(ctx, rate)
+        rows.extend(refs)
+        rate_txt = f"{rate // 1000}k"
+        oneway = {r["name"].rsplit("_", 1)[-1]: r for r in refs}
+        relay_rows = ctx.latency_results(
+            f"raw_pyzmq_dealer_router_pub_sub_ipc_stamp_to_applied_latency_{rate_txt}_per_s", ceiling[rate],
+            unit="us", references=oneway,
+            note=f"the ceiling of the row below, same topology and clocking with a raw relay in the middle: "
+                 f"{count} single-event frames paced at {rate}/s by a child DEALER -> child ROUTER that stamps "
+                 "time.time_ns() per drain after its receive, as the sequencer does, and publishes the drain as "
+                 "one message (no checks, no journal) -> decoded (header, xxh3) and folded at a SUB here")
+        rows.extend(relay_rows)
+        rows.extend(ctx.latency_results(
+            f"sequencer_stamp_to_applied_ipc_latency_{rate_txt}_per_s", measured[rate], unit="us",
+            references={r["name"].rsplit("_", 1)[-1]: r for r in relay_rows},
+            targets={"p50": "<= 35 us", "p99": "<= 150 us"} if rate == 50_000 else None,
+            note=f"{count} single-event frames paced at {rate}/s by a child DEALER; record ts_ns "
+                 "(sequencer stamp, time.time_ns) to decoded+folded at a SUB here; includes the "
+                 "journal append (batch) and the publish"))
     return rows
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "load":
-        _child_load(sys.argv[2])
-    elif sys.argv[1] == "router":
-        _child_router(sys.argv[2])
-    elif sys.argv[1] == "relay":
-        _child_relay(sys.argv[2], sys.argv[3])
-    else:
-        raise SystemExit(f"unknown child mode {sys.argv[1]!r}")
+def _paced_latency(ctx: Any, counts: dict[int, int], relay: bool) -> dict[int, list[np.ndarray]]:
+    """Per rate, the stamp-to-applied samples of ``ctx.repeats`` paced runs (after warm-up)."""
+    pipe = _Pipeline(ctx.tmpdir, relay=relay)
+    try:
+        out = {}
+        for rate, count in counts.items():
+            for _ in range(ctx.warmup):
+                pipe.paced(min(count, 2_000), rate)
+            out[rate] = [pipe.paced(count, rate) for _ in range(ctx.repeats)]
+        return out
+    finally:
+        pipe.close()

@@ -45,9 +45,9 @@ except ImportError:
 
 
 def _frames(producer: int, first: int, n: int, batch: int) -> list[bytes]:
-    from benchmarks.bench_pipeline import _ingest_frames
+    from benchmarks._pipeline_peers import ingest_frames
 
-    return _ingest_frames(producer, first, n, batch)
+    return ingest_frames(producer, first, n, batch)
 
 
 def _wrap(totals: dict[str, int], name: str, fn):

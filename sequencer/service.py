@@ -1,7 +1,7 @@
 """The sequencer service: ingest, validate, stamp, journal, publish, heartbeat, replay.
 
-One thread, one ``zmq.Poller`` over the ingest ROUTER and the replay ROUTER. Each loop turn
-drains up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
+One thread: it drains the ingest ROUTER while frames are waiting and blocks in one
+``zmq.Poller`` over the ingest and replay ROUTERs only when ingest is empty. Each drain takes up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
 stamps the accepted ones as one batch, appends that batch to the journal as ONE stamped
 frame, publishes the same bytes, updates the HWM file and acknowledges every ingest frame
 with its seq range: one reply message per producer per drain (an array of ``IngestReply``);
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import math
+import select
 import struct
 import threading
 import time
@@ -41,12 +42,18 @@ from sequencer.service_stats import ServiceStats
 from sequencer.stamp import stamp_frame
 from sequencer.stamp_one import validate_stamp_one
 
-__all__ = ["Sequencer", "PUBLISH_SNDHWM", "hwm_file_path"]
+__all__ = ["Sequencer", "PUBLISH_SNDHWM", "REPLAY_CHECK_NS", "hwm_file_path"]
 
 PUBLISH_SNDHWM = 10_000
 # Same bytes as protocol.encode_heartbeat (checked by a test), without numpy per beat.
 _HEARTBEAT = struct.Struct("<4sHHI4xqq")
 _NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+# The Cython getsockopt, as in service_ingest.
+_base_get = zmq.backend.Socket.get
+# While ingest is busy, how often the replay socket is asked for requests.
+REPLAY_CHECK_NS = 1_000_000
 
 
 def hwm_file_path(config: SequencerConfig, journal_dir: Path) -> Path | None:
@@ -88,6 +95,7 @@ class Sequencer(IngestLoop):
         # Scratch of the one-frame drain (IngestLoop._drain_one): no arrays allocated per drain.
         self._one_starts = np.zeros(2, np.int64)
         self._one_info = np.zeros((1, 6), np.int64)
+        self._drained = 0  # messages taken by the last drain (the run loop's guess of the next)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -168,29 +176,69 @@ class Sequencer(IngestLoop):
         """Serve until ``stop`` is set; then stop input, sync the journal, last heartbeat. Returns 0."""
         if not self.ready.is_set():
             self.start()
-        poller = zmq.Poller()
-        poller.register(self._ingest, zmq.POLLIN)
-        poller.register(self.replay.sock, zmq.POLLIN)
-        interval = int(self.config.heartbeat_ms * 1e6)
-        next_hb = 0
-        timeout = 0
         try:
-            while not stop.is_set():
-                # poll returns as soon as a frame arrives; the timeout only paces heartbeats.
-                for sock, _ in poller.poll(timeout):
-                    if sock is self._ingest:
-                        self._drain_ingest()
-                    else:
-                        self.replay.drain()
-                # After the data: a due heartbeat never delays a drain's publish.
-                now = time.monotonic_ns()
-                if now >= next_hb:
-                    self._heartbeat()
-                    next_hb = now + interval
-                timeout = max(0, math.ceil((next_hb - now) / 1e6))
+            self._serve(stop)
         finally:
             self._shutdown()
         return 0
+
+    def _serve(self, stop: threading.Event) -> None:
+        """The loop: drain ingest while it holds frames; when it is empty, block in one
+        ``poll`` syscall on the two sockets' notification fds.
+
+        zmq_poll would ask both sockets' mailboxes before blocking and again after waking (a
+        ``getpid`` and a ``poll`` syscall each): at one frame per drain, a large part of the
+        sequencer's CPU. Here ingest is asked once per turn, after the drain's sends (a send
+        may empty the mailbox, so the fd alone could miss a frame); a socket's fd is readable
+        whenever it got a command since its mailbox was last emptied, so after a wake-up
+        that it did not cause (a heartbeat, a request) ingest is not drained. When the last drain
+        held one message, the first drain after blocking takes one without asking for more
+        (at moderate rates there is no more; if there is, the next drain takes it all); after
+        a larger drain it takes all that is waiting. The replay socket is
+        asked at most every ``REPLAY_CHECK_NS``, and whenever its fd woke the loop: status
+        and replay requests wait that long at most. Heartbeats are due by the clock.
+        """
+        ingest, replay_sock = self._ingest, self.replay.sock
+        replay_fd = replay_sock.getsockopt(zmq.FD)
+        fds = select.poll()
+        fds.register(ingest.getsockopt(zmq.FD), select.POLLIN)
+        fds.register(replay_fd, select.POLLIN)
+        interval = int(self.config.heartbeat_ms * 1e6)
+        next_hb = next_replay = 0
+        drain = self._drain_ingest
+        clock = time.monotonic_ns
+        ready, one = True, False  # ingest may hold frames; the next drain takes one only
+        while not stop.is_set():
+            if ready:
+                drain(one)
+            now = clock()
+            if now >= next_replay:
+                if _base_get(replay_sock, _EVENTS) & _POLLIN:
+                    self.replay.drain()
+                    next_replay = 0  # more may wait: ask again next turn, do not block
+                else:
+                    next_replay = now + REPLAY_CHECK_NS
+            if ready and _base_get(ingest, _EVENTS) & _POLLIN:
+                one = False  # frames are waiting: the next drain takes them all
+            else:
+                if ready:
+                    # Frames came one at a time before blocking: most likely one comes next.
+                    one = self._drained <= 1
+                    ready = False  # just asked: until its fd fires, ingest has nothing
+                if next_replay:
+                    # Idle: returns as soon as a frame (or a request) arrives; the timeout
+                    # paces heartbeats and the replay check.
+                    wake = min(next_hb, next_replay)
+                    for fd, _ in fds.poll(max(0, math.ceil((wake - now) / 1e6))):
+                        if fd == replay_fd:
+                            next_replay = 0
+                        else:
+                            ready = True
+                    now = clock()
+            # After the data: a due heartbeat never delays a drain's publish.
+            if now >= next_hb:
+                self._heartbeat()
+                next_hb = now + interval
 
     def _shutdown(self) -> None:
         self._ingest.close(linger=0)

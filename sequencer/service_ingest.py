@@ -66,8 +66,11 @@ class _Drain:
 class IngestLoop(OneFrameDrain):
     """Mixin: the ingest drain of the sequencer (state lives on the Sequencer)."""
 
-    def _drain_ingest(self) -> None:
-        d = self._receive()
+    def _drain_ingest(self, one: bool = False) -> None:
+        """One drain of the ingest socket; with ``one``, of its first message only."""
+        d = self._receive(one)
+        if not d.groups:
+            return
         if ONE_FRAME_PATH and len(d.bufs) == 1 and not d.rejected:
             self._drain_one(d)
             return
@@ -82,8 +85,9 @@ class IngestLoop(OneFrameDrain):
             frame_replies = self._batch_replies_as_list(d)
         self._send_replies(d, frame_replies)
 
-    def _receive(self) -> _Drain:
-        """Take up to ``max_batch_records`` records worth of ingest messages without blocking."""
+    def _receive(self, one: bool = False) -> _Drain:
+        """Take up to ``max_batch_records`` records worth of ingest messages without blocking
+        (with ``one``, the first message only: the run loop asks the socket after the drain)."""
         sock = self._ingest
         recv = sock.recv
         limit = self.config.max_batch_records
@@ -93,7 +97,7 @@ class IngestLoop(OneFrameDrain):
         nrec = 0
         while nrec < limit:
             n = len(groups)
-            if n == 1 and not _base_get(sock, _EVENTS) & _POLLIN:
+            if n == 1 and (one or not _base_get(sock, _EVENTS) & _POLLIN):
                 # Most drains at moderate rates hold one frame: asking the socket is about half
                 # the cost of the zmq.Again exception that ends a drain otherwise.
                 break
@@ -119,6 +123,7 @@ class IngestLoop(OneFrameDrain):
             bufs.append(buf)
             nrec += count
             starts.append(nrec)
+        self._drained = len(groups)
         return d
 
     def _bad_message(self, sock: zmq.Socket, part: zmq.Frame) -> IngestReply:

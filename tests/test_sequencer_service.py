@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import numpy as np
 import pytest
 import zmq
@@ -425,3 +426,33 @@ def test_kill_when_durability_always_then_every_acked_event_is_in_the_journal(tm
         assert by_seq.get(r.first_seq) == r.first_producer_seq
         assert by_seq.get(r.last_seq) == r.last_producer_seq
     assert recs["seq"].tolist() == list(range(1, len(recs) + 1))
+
+
+def test_status_when_ingest_flooded_then_answered_and_every_frame_acked(tmp_path):
+    """The run loop drains ingest without polling while it is busy and blocks on the sockets'
+    fds when idle: status requests sent into a flood are answered in order, and no frame is
+    left unanswered."""
+    from benchmarks._pipeline_peers import ingest_frames
+    from sequencer.status import request_status
+
+    ctx = zmq.Context()
+    try:
+        with running_sequencer(tmp_path, durability="none") as seq:
+            dealer = ctx.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.SNDHWM, 0)
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(seq.ingest)
+            frames = ingest_frames(7, 1, 20_000, 1)
+            for f in frames:
+                dealer.send(f)
+            statuses = [request_status(seq.replay, 10.0, ctx) for _ in range(3)]
+            acked = 0
+            deadline = time.monotonic() + 60
+            while acked < len(frames) and time.monotonic() < deadline and dealer.poll(10_000):
+                acked += len(msgspec.msgpack.decode(dealer.recv()))
+            assert acked == len(frames)
+            hwms = [s.hwm for s in statuses]
+            assert hwms == sorted(hwms) and hwms[-1] <= len(frames)
+            assert seq.status().hwm == len(frames)
+    finally:
+        ctx.destroy(linger=0)

@@ -203,7 +203,8 @@ def apply_batch(
     """Fold ``recs`` into the Book arrays.
 
     ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used];
-    ``order_ids`` is the ``orders["order_id"]`` view, the keys the order index compares.
+    ``order_ids[:n_orders]`` holds ``orders["order_id"]`` again, densely: the keys the order
+    index compares (the kernel appends to both).
 
     The caller has run :func:`check_batch` and grown every table for the batch's worst case.
     """
@@ -276,10 +277,11 @@ def apply_batch(
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            # The row's order_id must be written before any later probe compares it.
+            # The key must be written before any later probe compares it.
             if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_ids):
                 n_an = _anomaly(anomalies[n_an], n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
+            order_ids[n_ord] = oid
             o = orders[n_ord]
             n_ord += 1
             a = rec.account

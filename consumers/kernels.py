@@ -164,6 +164,12 @@ def _moved(p, c, dq, px):
 
 
 @njit(cache=True, inline="always")
+def _u(x):
+    """``x`` (>= 0) as an unsigned index: numba then skips the negative-index wraparound code."""
+    return np.uint64(x)
+
+
+@njit(cache=True, inline="always")
 def _anomaly(row, n, seq, code, order_id, detail, kind, state):
     """Fill anomaly ``row`` (the table's row ``n``); returns ``n + 1``."""
     row.seq = seq
@@ -221,10 +227,10 @@ def apply_batch(
             tid = rec.aux1
             added = pair_insert(tr_table, tr_shift, rec.venue, tid)
             if added == 0:
-                n_an = _anomaly(anomalies[n_an], n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
                 continue
             n_blk += added - 1
-            t = trades[n_tr]
+            t = trades[_u(n_tr)]
             t.seq = seq
             t.venue = rec.venue
             t.trade_id = tid
@@ -233,10 +239,10 @@ def apply_batch(
             px = rec.price
             row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
-                a, v, i, side = rec.account, rec.venue, rec.instrument, rec.side
+                a, v, i, side = _u(rec.account), _u(rec.venue), _u(rec.instrument), rec.side
             else:
-                o = orders[row]
-                a, v, i, side = o.account, o.venue, o.instrument, o.side
+                o = orders[_u(row)]
+                a, v, i, side = _u(o.account), _u(o.venue), _u(o.instrument), o.side
             # The position moves inline: an array handed to an inlined helper costs an atomic
             # refcount increment and decrement per call, which serialize the loop's loads.
             dq = q if side == 1 else -q
@@ -247,13 +253,13 @@ def apply_batch(
             rpnl[a, i] += realized
             vpos[a, v, i] += dq
             if row < 0:
-                n_an = _anomaly(anomalies[n_an], n_an, seq, A_UNKNOWN_FILL, oid, tid, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_FILL, oid, tid, kind, 0)
                 continue
             st = o.state
             leaves = o.leaves
             o.cum += q
             o.notional += px * q
-            nx = nxt[st, E_FULL if o.cum >= o.qty else E_PART]
+            nx = nxt[_u(st), E_FULL if o.cum >= o.qty else E_PART]
             if nx < 0:
                 if st == S_CANCELED:
                     code = A_FILL_CANCELED
@@ -263,7 +269,7 @@ def apply_batch(
                     code = A_OVERFILL
                 else:
                     code = A_INVALID
-                n_an = _anomaly(anomalies[n_an], n_an, seq, code, oid, q, kind, st)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, code, oid, q, kind, st)
                 continue
             take = min(q, leaves)
             o.leaves = leaves - take
@@ -272,17 +278,17 @@ def apply_batch(
             else:
                 open_sell[a, i] -= take
             if q > leaves:
-                n_an = _anomaly(anomalies[n_an], n_an, seq, A_OVERFILL, oid, q - leaves, kind, st)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_OVERFILL, oid, q - leaves, kind, st)
             o.state = nx
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
             # The key must be written before any later probe compares it.
             if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_ids):
-                n_an = _anomaly(anomalies[n_an], n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
-            order_ids[n_ord] = oid
-            o = orders[n_ord]
+            order_ids[_u(n_ord)] = oid
+            o = orders[_u(n_ord)]
             n_ord += 1
             a = rec.account
             i = rec.instrument
@@ -308,31 +314,32 @@ def apply_batch(
         elif kind == K_ACK or kind == K_CANCEL or kind == K_REJECT:
             row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
-                n_an = _anomaly(anomalies[n_an], n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
                 continue
-            o = orders[row]
+            o = orders[_u(row)]
             st = o.state
             if kind == K_ACK:
                 if st == S_REFUSED:
-                    n_an = _anomaly(anomalies[n_an], n_an, seq, A_ACK_REFUSED, oid, 0, kind, st)
+                    n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_ACK_REFUSED, oid, 0, kind, st)
                     continue
                 if o.flags & ACKED:
-                    n_an = _anomaly(anomalies[n_an], n_an, seq, A_DUP_ACK, oid, 0, kind, st)
+                    n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_ACK, oid, 0, kind, st)
                     continue
-                nx = nxt[st, E_ACK]
+                nx = nxt[_u(st), E_ACK]
             else:
-                nx = nxt[st, E_CANCEL if kind == K_CANCEL else E_REJECT]
+                nx = nxt[_u(st), E_CANCEL if kind == K_CANCEL else E_REJECT]
             if nx < 0:
-                n_an = _anomaly(anomalies[n_an], n_an, seq, A_INVALID, oid, 0, kind, st)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_INVALID, oid, 0, kind, st)
                 continue
             if kind == K_ACK:
                 o.flags |= ACKED
             else:
-                a = o.account
+                a = _u(o.account)
+                i = _u(o.instrument)
                 if o.side == 1:
-                    open_buy[a, o.instrument] -= o.leaves
+                    open_buy[a, i] -= o.leaves
                 else:
-                    open_sell[a, o.instrument] -= o.leaves
+                    open_sell[a, i] -= o.leaves
                 o.leaves = 0
                 open_orders[a] -= 1
             o.state = nx

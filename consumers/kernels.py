@@ -149,30 +149,29 @@ def muldiv_floor(c, q, d):
 
 
 @njit(cache=True, inline="always")
-def _move(pos, vpos, cost, rpnl, a, v, i, dq, px):
-    """Apply a signed fill of ``dq`` lots at ``px`` ticks (average-cost method)."""
-    p = pos[a, i]
-    c = cost[a, i]
-    vpos[a, v, i] += dq
-    pos[a, i] = p + dq
+def _moved(p, c, dq, px):
+    """``(cost, realized)`` after a signed fill of ``dq`` lots at ``px`` ticks on position ``p``
+    with cost ``c`` (average-cost method): the new cost basis and the PnL it realizes."""
     if p == 0 or (p > 0) == (dq > 0):
-        cost[a, i] = c + px * dq
-        return
+        return c + px * dq, 0
     ap = abs(p)
-    aq = abs(dq)
-    close = min(ap, aq)
+    close = min(ap, abs(dq))
     removed = muldiv_floor(c, close, ap)
-    sign = 1 if p > 0 else -1
-    rpnl[a, i] += sign * px * close - removed
-    c -= removed
-    if aq > ap:
-        c = px * (p + dq)
-    cost[a, i] = c
+    realized = (px * close if p > 0 else -px * close) - removed
+    if abs(dq) > ap:
+        return px * (p + dq), realized
+    return c - removed, realized
 
 
 @njit(cache=True, inline="always")
-def _anomaly(anomalies, n, seq, code, order_id, detail, kind, state):
-    row = anomalies[n]
+def _u(x):
+    """``x`` (>= 0) as an unsigned index: numba then skips the negative-index wraparound code."""
+    return np.uint64(x)
+
+
+@njit(cache=True, inline="always")
+def _anomaly(row, n, seq, code, order_id, detail, kind, state):
+    """Fill anomaly ``row`` (the table's row ``n``); returns ``n + 1``."""
     row.seq = seq
     row.order_id = order_id
     row.detail = detail
@@ -180,14 +179,6 @@ def _anomaly(anomalies, n, seq, code, order_id, detail, kind, state):
     row.kind = kind
     row.state = state
     return n + 1
-
-
-@njit(cache=True, inline="always")
-def _release(open_buy, open_sell, a, i, side, lots):
-    if side == 1:
-        open_buy[a, i] -= lots
-    else:
-        open_sell[a, i] -= lots
 
 
 @njit(cache=True)
@@ -218,7 +209,8 @@ def apply_batch(
     """Fold ``recs`` into the Book arrays.
 
     ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used];
-    ``order_ids`` is the ``orders["order_id"]`` view, the keys the order index compares.
+    ``order_ids[:n_orders]`` holds ``orders["order_id"]`` again, densely: the keys the order
+    index compares (the kernel appends to both).
 
     The caller has run :func:`check_batch` and grown every table for the batch's worst case.
     """
@@ -235,10 +227,10 @@ def apply_batch(
             tid = rec.aux1
             added = pair_insert(tr_table, tr_shift, rec.venue, tid)
             if added == 0:
-                n_an = _anomaly(anomalies, n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
                 continue
             n_blk += added - 1
-            t = trades[n_tr]
+            t = trades[_u(n_tr)]
             t.seq = seq
             t.venue = rec.venue
             t.trade_id = tid
@@ -247,20 +239,27 @@ def apply_batch(
             px = rec.price
             row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
-                dq = q if rec.side == 1 else -q
-                _move(pos, vpos, cost, rpnl, rec.account, rec.venue, rec.instrument, dq, px)
-                n_an = _anomaly(anomalies, n_an, seq, A_UNKNOWN_FILL, oid, tid, kind, 0)
+                a, v, i, side = _u(rec.account), _u(rec.venue), _u(rec.instrument), rec.side
+            else:
+                o = orders[_u(row)]
+                a, v, i, side = _u(o.account), _u(o.venue), _u(o.instrument), o.side
+            # The position moves inline: an array handed to an inlined helper costs an atomic
+            # refcount increment and decrement per call, which serialize the loop's loads.
+            dq = q if side == 1 else -q
+            p = pos[a, i]
+            c, realized = _moved(p, cost[a, i], dq, px)
+            pos[a, i] = p + dq
+            cost[a, i] = c
+            rpnl[a, i] += realized
+            vpos[a, v, i] += dq
+            if row < 0:
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_FILL, oid, tid, kind, 0)
                 continue
-            o = orders[row]
-            a = o.account
-            i = o.instrument
-            side = o.side
-            _move(pos, vpos, cost, rpnl, a, o.venue, i, q if side == 1 else -q, px)
             st = o.state
             leaves = o.leaves
             o.cum += q
             o.notional += px * q
-            nx = nxt[st, E_FULL if o.cum >= o.qty else E_PART]
+            nx = nxt[_u(st), E_FULL if o.cum >= o.qty else E_PART]
             if nx < 0:
                 if st == S_CANCELED:
                     code = A_FILL_CANCELED
@@ -270,22 +269,26 @@ def apply_batch(
                     code = A_OVERFILL
                 else:
                     code = A_INVALID
-                n_an = _anomaly(anomalies, n_an, seq, code, oid, q, kind, st)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, code, oid, q, kind, st)
                 continue
             take = min(q, leaves)
             o.leaves = leaves - take
-            _release(open_buy, open_sell, a, i, side, take)
+            if side == 1:
+                open_buy[a, i] -= take
+            else:
+                open_sell[a, i] -= take
             if q > leaves:
-                n_an = _anomaly(anomalies, n_an, seq, A_OVERFILL, oid, q - leaves, kind, st)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_OVERFILL, oid, q - leaves, kind, st)
             o.state = nx
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            # The row's order_id must be written before any later probe compares it.
+            # The key must be written before any later probe compares it.
             if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_ids):
-                n_an = _anomaly(anomalies, n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
-            o = orders[n_ord]
+            order_ids[_u(n_ord)] = oid
+            o = orders[_u(n_ord)]
             n_ord += 1
             a = rec.account
             i = rec.instrument
@@ -311,29 +314,34 @@ def apply_batch(
         elif kind == K_ACK or kind == K_CANCEL or kind == K_REJECT:
             row = id_find(ord_table, ord_shift, oid, order_ids)
             if row < 0:
-                n_an = _anomaly(anomalies, n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
                 continue
-            o = orders[row]
+            o = orders[_u(row)]
             st = o.state
             if kind == K_ACK:
                 if st == S_REFUSED:
-                    n_an = _anomaly(anomalies, n_an, seq, A_ACK_REFUSED, oid, 0, kind, st)
+                    n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_ACK_REFUSED, oid, 0, kind, st)
                     continue
                 if o.flags & ACKED:
-                    n_an = _anomaly(anomalies, n_an, seq, A_DUP_ACK, oid, 0, kind, st)
+                    n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_ACK, oid, 0, kind, st)
                     continue
-                nx = nxt[st, E_ACK]
+                nx = nxt[_u(st), E_ACK]
             else:
-                nx = nxt[st, E_CANCEL if kind == K_CANCEL else E_REJECT]
+                nx = nxt[_u(st), E_CANCEL if kind == K_CANCEL else E_REJECT]
             if nx < 0:
-                n_an = _anomaly(anomalies, n_an, seq, A_INVALID, oid, 0, kind, st)
+                n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_INVALID, oid, 0, kind, st)
                 continue
             if kind == K_ACK:
                 o.flags |= ACKED
             else:
-                _release(open_buy, open_sell, o.account, o.instrument, o.side, o.leaves)
+                a = _u(o.account)
+                i = _u(o.instrument)
+                if o.side == 1:
+                    open_buy[a, i] -= o.leaves
+                else:
+                    open_sell[a, i] -= o.leaves
                 o.leaves = 0
-                open_orders[o.account] -= 1
+                open_orders[a] -= 1
             o.state = nx
         elif kind == K_RESET:
             _reset(pos, vpos, cost, ref_px, rec.account, rec.venue, rec.instrument, rec.qty, rec.price)

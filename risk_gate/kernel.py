@@ -29,6 +29,8 @@ import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from risk_gate.kernel_args import as_fields, as_int, order_fields, strict_int64
+
 __all__ = [
     "ARRAY_FIELDS",
     "M_STRIDE",
@@ -40,6 +42,7 @@ __all__ = [
     "M_ARRAYS",
     "M_LENGTH",
     "decide",
+    "DECIDE_SIGNATURE",
     "FALLBACK",
     "NEED_LIMITS",
     "L_MAX_LAG",
@@ -132,6 +135,8 @@ ARRAY_FIELDS = (
     ("limf", np.float64, "R"),
 )
 M_LENGTH = M_ARRAYS + len(ARRAY_FIELDS)
+# decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags) as the gate calls it.
+DECIDE_SIGNATURE = (strict_int64, order_fields) + (strict_int64,) * 5
 _Arrays = namedtuple("_Arrays", ["stride"] + [name for name, _dtype, _extent in ARRAY_FIELDS])
 
 
@@ -295,12 +300,20 @@ def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
 
 
 @nb.njit(cache=True, nogil=True)
-def decide(meta_address, account, instrument, venue, side, qty, price, order_id, now_ns, applied, hwm, hwm_ts, flags):
+def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     """0 = approved (rate tokens taken, quantities reserved), > 0 a RefuseReason value, < 0 use the reference.
 
-    ``meta_address`` is the address of the ``meta`` array (an int costs less to pass than an array).
+    ``meta_address`` is the address of the ``meta`` array (an int costs less to pass than an
+    array), ``order`` a FixedOrder; the gate calls the entry point compiled for
+    :data:`DECIDE_SIGNATURE` (:mod:`risk_gate.kernel_args`: only Python ints are accepted).
     """
-    g = _arrays(nb.carray(_address(meta_address), M_LENGTH, np.int64))
+    account, instrument, venue, side, qty, price, order_id = as_fields(order)
+    now_ns = as_int(now_ns)
+    applied = as_int(applied)
+    hwm = as_int(hwm)
+    hwm_ts = as_int(hwm_ts)
+    flags = as_int(flags)
+    g = _arrays(nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64))
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
         return FALLBACK
     k = account * g.stride + instrument

@@ -283,3 +283,21 @@ def test_kernel_when_minute_bucket_refills_then_same_verdict_and_tokens_as_refer
     reason, detail = _reference(w, the_order, view, now, copy.deepcopy(w.res), rates_ref)
     assert _decide(kc, the_order, now, view, False) == (0 if reason is None else int(reason)), detail
     assert np.array_equal(w.rates.min, rates_ref.min)
+
+
+@pytest.mark.parametrize("qty", [1, (1 << 31) - 1, 1 << 31, 1 << 40, (1 << 59) + 7])
+@pytest.mark.parametrize("px_scale", [1, 1 << 20, 1 << 33])
+def test_kernel_when_products_near_int64_then_reference_verdict_or_fallback(qty, px_scale):
+    """Quantities and prices on both sides of 2**31 (where the overflow tests start dividing)."""
+    huge = "1e14"
+    w = World(max_order_qty=huge, max_order_notional="1e12", max_position=huge, max_gross_exposure="1e30", price_collar_bps=10_000)
+    ref_px = PX * px_scale
+    w.apply(rec(Kind.PRICE, instrument=1, price=ref_px), rec(Kind.POSITION_RESET, account=1, instrument=1, venue=1, qty=qty, price=ref_px))
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    for the_order in (FixedOrder(1, 1, 1, 1, qty, ref_px, 1), FixedOrder(1, 1, 1, 2, qty, 0, 2), FixedOrder(1, 1, 1, 1, 1, ref_px * 2, 3)):
+        view = (w.seq, w.seq, T0, False, None)
+        reason, detail = _reference(w, the_order, view, T0, copy.deepcopy(w.res), copy.deepcopy(w.rates))
+        code = _decide(kc, the_order, T0, view, False)
+        assert code == FALLBACK or code == (0 if reason is None else int(reason)), (code, reason, detail)
+        if qty < 1 << 31 and ref_px < 1 << 31:
+            assert code != FALLBACK  # small values never need the reference

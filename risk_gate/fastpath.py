@@ -6,7 +6,8 @@ and writes the same memory), passes the kernel that array's address, and keeps e
 those arrays referenced, so the addresses stay valid. The Book, :class:`~risk_gate.state.Reservations` and
 :class:`~risk_gate.state.RateState` update these arrays in place and never replace them; the
 limit rows are replaced only here, which rewrites their addresses. Rows are loaded per
-account on first use and all dropped when a limit changes.
+account on first use and all dropped when a limit changes (the table calls
+:meth:`KernelCheck.drop_rows` from its ``on_change`` hooks, so a check needs no "changed?" test).
 
 ``decide`` is the compiled kernel's entry point for its one signature (numba's disk cache
 makes that a load after the first build): calling it skips numba's per-call type dispatch,
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba as nb
 import numpy as np
 
 from risk_gate import kernel as _k
@@ -33,10 +33,10 @@ _entry: Any = None
 
 
 def compiled_decide() -> Any:
-    """The entry point of :func:`risk_gate.kernel.decide` for 13 int64 (``meta``'s address first)."""
+    """The entry point of :func:`risk_gate.kernel.decide` for :data:`~risk_gate.kernel.DECIDE_SIGNATURE`."""
     global _entry
     if _entry is None:
-        _entry = _k.decide.compile((nb.int64,) * 13)
+        _entry = _k.decide.compile(_k.DECIDE_SIGNATURE)
     return _entry
 
 
@@ -73,6 +73,7 @@ class KernelCheck:
         self._extents = {"AI": a * i, "A": a, "I": i, "V": v, "L": len(self.instruments), "1": 1}
         self._address_all()
         self.decide = compiled_decide()
+        table.on_change.append(self.drop_rows)
 
     def _address_all(self) -> None:
         """Check every array against the kernel's layout and write its address into ``meta``."""
@@ -88,10 +89,14 @@ class KernelCheck:
     def sync(self) -> None:
         """Drop every loaded limit row when the limits changed since they were loaded."""
         if self.table.changes != self.changes:
-            self.arrays["lim_slot"][:] = -1
-            self.rows = 0
-            self.fallback_accounts.clear()
-            self.changes = self.table.changes
+            self.drop_rows()
+
+    def drop_rows(self) -> None:
+        """Drop every loaded limit row (the limits changed): each account's are loaded again on its next check."""
+        self.arrays["lim_slot"][:] = -1
+        self.rows = 0
+        self.fallback_accounts.clear()
+        self.changes = self.table.changes
 
     def load(self, account: int) -> bool:
         """Load the limit rows of ``account`` for every instrument; False when they do not fit int64

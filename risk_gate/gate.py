@@ -18,6 +18,12 @@ Everything with a clock, a socket or a file lives here; the decision itself is
    ``publish_mode="each"`` (default) and a :class:`~sequencer.producer.Producer`, packed into a
    preallocated one-record frame (:class:`~risk_gate.publish.DecisionFrame`) and sent at once
    without blocking; otherwise queued and submitted through ``producer.submit``.
+
+A gate with the kernel on, no decision log and no approval to publish (no producer, or
+``publish_approvals`` off) takes a fast path for a :class:`FixedOrder` the kernel approves:
+the same steps in a few lines of Python, handing anything else (a refusal, a field that is
+not an int, an exception) to the full path, which decides it again (the kernel changes no
+state unless it approves).
 """
 
 from __future__ import annotations
@@ -39,18 +45,14 @@ from risk_gate.publish import DecisionFrame, DecisionPublishing
 from risk_gate.reasons import RefuseReason
 from risk_gate.state import RateState, Reservations
 from sequencer.log import get_logger
-from sequencer.protocol import Kind
 from sequencer.registry import Registry, default_registry
 
 __all__ = ["Gate", "DecisionLogEntry"]
 
 log = get_logger("gate")
 
-_NEW = int(Kind.NEW_ORDER)
-_REFUSED = int(Kind.REFUSED)
 _INTERNAL = RefuseReason.INTERNAL_ERROR
 _DUP = RefuseReason.DUPLICATE_ORDER_ID
-_REPLY_POLL_EVERY = 64
 _FALLBACK = FALLBACK
 _NEED_LIMITS = NEED_LIMITS
 _perf_ns = time.perf_counter_ns
@@ -142,6 +144,7 @@ class Gate(DecisionPublishing):
         # Read the fold's current set: a restore replaces it.
         self._view.order_known = lambda oid: oid in self.fold.seen_ids
         self._kernel = KernelCheck(self.book, self.registry, table, self.reservations, self.rates) if kernel else None
+        self._by_id = self.reservations.by_id  # never replaced
         self._clock = clock
         self._max_drain = max_drain_frames if max_drain_frames is not None else cfg.max_drain_frames
         self._pub_ok = cfg.publish_approvals if publish_approvals is None else publish_approvals
@@ -177,6 +180,11 @@ class Gate(DecisionPublishing):
         path = decision_log if decision_log is not None else (cfg.decision_log or None)
         self._log_file = open(path, "ab", buffering=1 << 16) if path else None  # noqa: SIM115
         self._log_enc = msgspec.json.Encoder()
+        # check()'s approval fast path: the kernel on, no decision log, no approval to publish
+        # (fixed at construction, like the entry point and meta address it calls).
+        self._lean = self._kernel is not None and self._log_file is None and not (self._pub_ok and producer is not None)
+        self._decide = self._kernel.decide if self._kernel is not None else None
+        self._meta_address = self._kernel.meta_address if self._kernel is not None else 0
 
     # -- construction from the config file ------------------------------------------------
     @classmethod
@@ -231,31 +239,68 @@ class Gate(DecisionPublishing):
     # -- the check -----------------------------------------------------------------------
     def check(self, order: Order | FixedOrder) -> Decision:
         """Decide ``order`` (an :class:`Order` with decimals and names, or a :class:`FixedOrder`)."""
+        if self._lean and type(order) is FixedOrder:
+            # The approval fast path: _check's steps for an order the kernel approves, with
+            # nothing to log or publish. Anything else (a refusal, a fallback, a field that is
+            # not an int, an exception) is decided by _check; the kernel changes no state
+            # unless it approves, so deciding again is safe.
+            now = None
+            try:
+                s = self.subscriber
+                s.poll(self._max_drain)
+                now = self._clock()
+                applied = self.fold.applied
+                hwm = s.hwm
+                if hwm < applied:
+                    hwm = applied
+                hwm_ts = s.hwm_ts_ns
+                flags = 0 if s.error is None else 2
+                if (hwm > applied or not hwm_ts) and s.recovering:
+                    flags |= 1
+                oid = order[6]
+                by_id = self._by_id
+                if oid in by_id or oid in self.fold.seen_ids:
+                    flags |= 4
+                code = self._decide(self._meta_address, order, now, applied, hwm, hwm_ts, flags)
+            except Exception as exc:  # a non-int field (TypeError) or a failure: _check decides, failing closed
+                return self._check(order, now, exc if now is None else None)
+            if code == 0:
+                by_id[oid] = order
+                self._approved += 1
+                return Decision(True, None, "", applied, hwm, hwm - applied, (now - hwm_ts) / 1e6 if hwm_ts else -1.0, oid)
+            return self._check(order, now)
+        return self._check(order)
+
+    def _check(self, order: Order | FixedOrder, now: int | None = None, failure: Exception | None = None) -> Decision:
+        """The full check. With ``now``, the subscriber was drained and the clock read by
+        :meth:`check`'s fast path; ``failure`` (raised there before that) refuses with INTERNAL_ERROR."""
         log_file = self._log_file
         t0 = _perf_ns() if log_file is not None else 0
         fo: FixedOrder | None = None
         applied = hwm = 0
         age_ms = -1.0
         try:
+            if failure is not None:
+                raise failure
             s = self.subscriber
-            s.poll(self._max_drain)
-            now = self._clock()
+            if now is None:
+                s.poll(self._max_drain)
+                now = self._clock()
             if type(order) is FixedOrder:
                 fo = order
                 invalid = None
-                # The kernel's int64 arguments would truncate a float or parse a str. The sum of
-                # ints is an int (one C call); a float, Decimal or numpy field changes its type
-                # and a str raises: those go through _integral, which names a bad field.
+                # The kernel takes only ints (risk_gate.kernel_args). The sum of ints is an int
+                # (one C call); a float, Decimal or numpy field changes its type and a str
+                # raises: those go through _integral, which names a bad field.
                 try:
                     plain = type(sum(fo)) is int
                 except TypeError:
                     plain = False
                 if not plain:
                     fo, invalid = _integral(fo)
-                account, instrument, venue, side, qty, price, oid = fo
             else:
                 fo, invalid = self._convert(order)
-                account, instrument, venue, side, qty, price, oid = fo
+            oid = fo[6]
             fold = self.fold
             applied = fold.applied  # the state this decision reads (a plain int attribute)
             hwm = s.hwm
@@ -275,14 +320,11 @@ class Gate(DecisionPublishing):
             kern = self._kernel
             res = self.reservations
             if invalid is None and kern is not None:
-                # Inlined (a method call costs as much as the kernel's own work): flags, then one call.
                 flags = (1 if recovering else 0) | (2 if error is not None else 0)
                 if oid in res.by_id or oid in fold.seen_ids:
                     flags |= 4
-                if self.table.changes != kern.changes:
-                    kern.sync()
                 try:
-                    code = kern.decide(kern.meta_address, account, instrument, venue, side, qty, price, oid, now, applied, hwm, hwm_ts, flags)
+                    code = kern.decide(kern.meta_address, fo, now, applied, hwm, hwm_ts, flags)
                 except OverflowError:  # a field beyond int64: the reference path decides it
                     code = _FALLBACK
                 if code == _NEED_LIMITS:
@@ -290,7 +332,7 @@ class Gate(DecisionPublishing):
             if code == 0:
                 reason = None
                 detail = ""
-                res.by_id[oid] = (oid, account, instrument, side, qty, price)
+                res.by_id[oid] = fo
             else:
                 # A plain tuple in StreamView's field order: cheaper than building the NamedTuple.
                 reason, detail = check_order(
@@ -304,61 +346,21 @@ class Gate(DecisionPublishing):
             log.exception("check failed; refusing", extra={"seq": applied})
             reason = _INTERNAL
             detail = f"{type(exc).__name__}: {exc}"
-        if reason is None:
-            try:
-                if self._pub_ok:
-                    if self._fast is not None:
-                        self._send_decision(_NEW, fo, 0, b"", applied, hwm)  # approved: its fields are valid
-                    else:
-                        self._queue(_NEW, fo, 0, b"", applied, hwm)
-                if self._outbox and self._each and self.producer is not None:
-                    self.flush()
-            except Exception as exc:  # fail closed: an approval that cannot be recorded is not given
-                log.exception("approval not published; refusing", extra={"seq": applied})
-                self.reservations.release(fo.order_id)
-                self._pub_counts["publish_errors"] += 1
-                reason = _INTERNAL
-                detail = f"decision not published: {type(exc).__name__}: {exc}"
-        if reason is None:
-            self._approved += 1
-            decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, oid)
-        else:
-            self._refused += 1
-            name = reason.name
-            self.refused_by_reason[name] = self.refused_by_reason.get(name, 0) + 1
-            try:
-                if self._pub_refused:
-                    if self._fast is not None:
-                        self._publish_now(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
-                    else:
-                        self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
-                if self._outbox and self._each and self.producer is not None:
-                    self.flush()
-            except Exception:  # the refusal stands; only its audit record is missing
-                log.exception("refusal not published", extra={"seq": applied})
-                self._pub_counts["publish_errors"] += 1
-            oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
-            decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
-        self._since_reply_poll += 1
-        if self._since_reply_poll >= _REPLY_POLL_EVERY:
-            self._poll_replies()
-        if log_file is not None:
-            self._log(decision, t0)
-        return decision
+        return self._decided(order, fo, reason, detail, applied, hwm, age_ms, log_file, t0)
 
     def _kernel_retry(self, kern: KernelCheck, fo: FixedOrder, now: int, applied: int, hwm: int, hwm_ts: int, flags: int) -> int:
         """The kernel's verdict once the account's limit rows are loaded (FALLBACK when they cannot be)."""
         if not kern.load(fo[0]):
             return _FALLBACK
-        return kern.decide(kern.meta_address, fo[0], fo[1], fo[2], fo[3], fo[4], fo[5], fo[6], now, applied, hwm, hwm_ts, flags)
+        return kern.decide(kern.meta_address, fo, now, applied, hwm, hwm_ts, flags)
 
     def _reserve(self, fo: FixedOrder, now: int) -> None:
         """Take the rate tokens and reserve an order the reference path approved."""
-        account, instrument, _venue, side, qty, price, oid = fo
-        r = self.table.resolved(account, instrument)
+        account = fo[0]
+        r = self.table.resolved(account, fo[1])
         if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
             self.rates.take(account, now, r.rate_per_sec, r.rate_per_min)
-        self.reservations.add(oid, account, instrument, side, qty, price)
+        self.reservations.add(fo)
 
     @property
     def counts(self) -> dict[str, int]:

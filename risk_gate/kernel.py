@@ -29,6 +29,8 @@ import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from risk_gate.kernel_args import as_fields, as_int, order_fields, strict_int64
+
 __all__ = [
     "ARRAY_FIELDS",
     "M_STRIDE",
@@ -40,6 +42,7 @@ __all__ = [
     "M_ARRAYS",
     "M_LENGTH",
     "decide",
+    "DECIDE_SIGNATURE",
     "FALLBACK",
     "NEED_LIMITS",
     "L_MAX_LAG",
@@ -100,6 +103,9 @@ _I64_MAX = np.iinfo(np.int64).max
 _SMALL = 1 << 60
 _COLLAR_SCALE = 10_000_000_000
 _MAX_COLLAR_DIFF = _I64_MAX // _COLLAR_SCALE
+# Two non-negative values below 2**31 multiply within int64: the overflow tests divide (a
+# 64-bit division costs ~40-90 cycles, several per check) only when one is not that small.
+_HALF_BITS = 31
 
 # meta[M_*]: extents, then from M_ARRAYS on the address of each array in ARRAY_FIELDS order.
 M_STRIDE, M_ACCOUNTS, M_INSTRUMENTS, M_VENUES, M_LISTED, M_ROWS = range(6)
@@ -132,6 +138,8 @@ ARRAY_FIELDS = (
     ("limf", np.float64, "R"),
 )
 M_LENGTH = M_ARRAYS + len(ARRAY_FIELDS)
+# decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags) as the gate calls it.
+DECIDE_SIGNATURE = (strict_int64, order_fields) + (strict_int64,) * 5
 _Arrays = namedtuple("_Arrays", ["stride"] + [name for name, _dtype, _extent in ARRAY_FIELDS])
 
 
@@ -228,7 +236,7 @@ def _gross(g, account, instrument, side, qty, now_ns):
         w = abs(p + b)
         w2 = abs(s - p)
         m = w if w > w2 else w2
-        if m > _I64_MAX // ref:
+        if (m | ref) >> _HALF_BITS and m > _I64_MAX // ref:
             return gross, FALLBACK  # Python multiplies exact big ints; int64 would wrap
         gross += (m * ref) * g.unit_notional[j]
     return gross, 0
@@ -295,12 +303,20 @@ def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
 
 
 @nb.njit(cache=True, nogil=True)
-def decide(meta_address, account, instrument, venue, side, qty, price, order_id, now_ns, applied, hwm, hwm_ts, flags):
+def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     """0 = approved (rate tokens taken, quantities reserved), > 0 a RefuseReason value, < 0 use the reference.
 
-    ``meta_address`` is the address of the ``meta`` array (an int costs less to pass than an array).
+    ``meta_address`` is the address of the ``meta`` array (an int costs less to pass than an
+    array), ``order`` a FixedOrder; the gate calls the entry point compiled for
+    :data:`DECIDE_SIGNATURE` (:mod:`risk_gate.kernel_args`: only Python ints are accepted).
     """
-    g = _arrays(nb.carray(_address(meta_address), M_LENGTH, np.int64))
+    account, instrument, venue, side, qty, price, order_id = as_fields(order)
+    now_ns = as_int(now_ns)
+    applied = as_int(applied)
+    hwm = as_int(hwm)
+    hwm_ts = as_int(hwm_ts)
+    flags = as_int(flags)
+    g = _arrays(nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64))
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
         return FALLBACK
     k = account * g.stride + instrument
@@ -328,7 +344,7 @@ def decide(meta_address, account, instrument, venue, side, qty, price, order_id,
     px = price if price else ref
     max_notional = lim[L_MAX_NOTIONAL]
     if max_notional >= 0:
-        if px > 0 and qty > _I64_MAX // px:
+        if (px | qty) >> _HALF_BITS and px > 0 and qty > _I64_MAX // px:
             return FALLBACK
         if px * qty > max_notional:
             return _MAX_ORDER_NOTIONAL
@@ -354,7 +370,7 @@ def decide(meta_address, account, instrument, venue, side, qty, price, order_id,
         return _RATE_LIMIT
     if price and collar >= 0 and ref > 0:
         diff = abs(price - ref)
-        if diff > _MAX_COLLAR_DIFF or collar > _I64_MAX // ref:
+        if diff > _MAX_COLLAR_DIFF or ((collar | ref) >> _HALF_BITS and collar > _I64_MAX // ref):
             return FALLBACK
         if diff * _COLLAR_SCALE > collar * ref:
             return _PRICE_COLLAR

@@ -16,7 +16,7 @@ always have a value (built-in defaults below).
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import msgspec
 import numpy as np
@@ -244,6 +244,9 @@ class LimitTable:
         self._budgets: dict[int, tuple[int, int]] = {}
         self._ttls: dict[int, list[int]] = {}
         self.changes = 0  # limit events applied
+        # Called after every change of a value (set, load_dict): the check kernel drops the
+        # limit rows it loaded, so its hot path needs no "changed?" test.
+        self.on_change: list[Callable[[], None]] = []
         self.last_change_seq = 0
         self.ignored = 0  # limit events with a code this build does not know
 
@@ -269,6 +272,8 @@ class LimitTable:
         self._ttls.clear()
         self.changes += 1
         self.last_change_seq = seq
+        for hook in self.on_change:
+            hook()
 
     def apply(self, records: np.ndarray) -> int:
         """Apply the ``limit`` records of a batch in seq order; returns how many were applied."""
@@ -383,3 +388,5 @@ class LimitTable:
         self.changes = int(data["changes"])
         self.last_change_seq = int(data["last_change_seq"])
         self.ignored = int(data["ignored"])
+        for hook in self.on_change:
+            hook()

@@ -22,8 +22,11 @@ import struct
 import numpy as np
 import xxhash
 
+from typing import Any
+
 from risk_gate.checks import FixedOrder
-from risk_gate.reasons import truncate_detail
+from risk_gate.order import Decision, Order
+from risk_gate.reasons import RefuseReason, truncate_detail
 from sequencer.log import get_logger
 from sequencer.protocol import HEADER_DTYPE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION, RECORD_DTYPE, RECORD_SIZE, FrameType, Kind
 
@@ -31,6 +34,9 @@ __all__ = ["DecisionFrame", "DecisionPublishing"]
 
 log = get_logger("gate")
 _NEW = int(Kind.NEW_ORDER)
+_REFUSED = int(Kind.REFUSED)
+_INTERNAL = RefuseReason.INTERNAL_ERROR
+_REPLY_POLL_EVERY = 64
 
 # Field order and widths of RECORD_DTYPE (little endian, no padding between fields).
 _RECORD = struct.Struct("<8q3I2H2BHI40s")
@@ -150,3 +156,50 @@ class DecisionPublishing:
         self._outbox.append(
             (0, 0, fo.order_id, fo.qty, fo.price, 0, applied, hwm, 0, fo.instrument, 0, fo.account, fo.venue, kind, fo.side, code, 0, text)
         )
+
+    def _decided(
+        self, order: Order | FixedOrder, fo: FixedOrder | None, reason: RefuseReason | None, detail: str,
+        applied: int, hwm: int, age_ms: float, log_file: Any, t0: int,
+    ) -> Decision:
+        """Publish, count and log a decision of ``Gate._check`` (an approval that cannot be published is refused)."""
+        if reason is None:
+            try:
+                if self._pub_ok:
+                    if self._fast is not None:
+                        self._send_decision(_NEW, fo, 0, b"", applied, hwm)  # approved: its fields are valid
+                    else:
+                        self._queue(_NEW, fo, 0, b"", applied, hwm)
+                if self._outbox and self._each and self.producer is not None:
+                    self.flush()
+            except Exception as exc:  # fail closed: an approval that cannot be recorded is not given
+                log.exception("approval not published; refusing", extra={"seq": applied})
+                self.reservations.release(fo.order_id)
+                self._pub_counts["publish_errors"] += 1
+                reason = _INTERNAL
+                detail = f"decision not published: {type(exc).__name__}: {exc}"
+        if reason is None:
+            self._approved += 1
+            decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
+        else:
+            self._refused += 1
+            name = reason.name
+            self.refused_by_reason[name] = self.refused_by_reason.get(name, 0) + 1
+            try:
+                if self._pub_refused:
+                    if self._fast is not None:
+                        self._publish_now(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+                    else:
+                        self._queue(_REFUSED, fo, int(reason), self._text(detail), applied, hwm)
+                if self._outbox and self._each and self.producer is not None:
+                    self.flush()
+            except Exception:  # the refusal stands; only its audit record is missing
+                log.exception("refusal not published", extra={"seq": applied})
+                self._pub_counts["publish_errors"] += 1
+            oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
+            decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
+        self._since_reply_poll += 1
+        if self._since_reply_poll >= _REPLY_POLL_EVERY:
+            self._poll_replies()
+        if log_file is not None:
+            self._log(decision, t0)
+        return decision

@@ -32,15 +32,15 @@ class Reservation(NamedTuple):
 class Reservations:
     """Approvals of this gate that the stream has not yet shown back (worst-case exposure).
 
-    ``buy[k]``/``sell[k]`` are reserved lots per ``k = account * stride + instrument``,
-    ``count[account]`` the number of reserved orders.
+    ``by_id`` maps each reserved order id to its order, a tuple in
+    :class:`~risk_gate.checks.FixedOrder`'s field order (the gate stores the FixedOrder it
+    checked, so approving costs no tuple building). ``buy[k]``/``sell[k]`` are reserved lots
+    per ``k = account * stride + instrument``, ``count[account]`` the number of reserved orders.
     """
 
     def __init__(self, n_accounts: int, stride: int) -> None:
         self.stride = stride
-        # Plain tuples in Reservation's field order: NamedTuple construction costs several
-        # times a tuple display on the check's path; release() returns a Reservation.
-        self.by_id: dict[int, tuple[int, int, int, int, int, int]] = {}
+        self.by_id: dict[int, tuple[int, int, int, int, int, int, int]] = {}
         self.buy = np.zeros(n_accounts * stride, dtype=np.int64)
         self.sell = np.zeros(n_accounts * stride, dtype=np.int64)
         self.count = np.zeros(n_accounts, dtype=np.int64)
@@ -51,9 +51,10 @@ class Reservations:
     def __contains__(self, order_id: int) -> bool:
         return order_id in self.by_id
 
-    def add(self, order_id: int, account: int, instrument: int, side: int, qty: int, price: int) -> None:
-        """Reserve an approved order."""
-        self.by_id[order_id] = (order_id, account, instrument, side, qty, price)
+    def add(self, order: tuple[int, int, int, int, int, int, int]) -> None:
+        """Reserve an approved order (a FixedOrder: account, instrument, venue, side, qty, price, order_id)."""
+        account, instrument, _venue, side, qty, _price, order_id = order
+        self.by_id[order_id] = order
         k = account * self.stride + instrument
         if side == _BUY:
             self.buy[k] += qty
@@ -66,13 +67,14 @@ class Reservations:
         t = self.by_id.pop(order_id, None)
         if t is None:
             return None
-        r = Reservation(*t)
-        k = r.account * self.stride + r.instrument
-        if r.side == _BUY:
-            self.buy[k] -= r.qty
+        account, instrument, _venue, side, qty, price, oid = t
+        r = Reservation(oid, account, instrument, side, qty, price)
+        k = account * self.stride + instrument
+        if side == _BUY:
+            self.buy[k] -= qty
         else:
-            self.sell[k] -= r.qty
-        self.count[r.account] -= 1
+            self.sell[k] -= qty
+        self.count[account] -= 1
         return r
 
 

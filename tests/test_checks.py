@@ -142,7 +142,7 @@ def test_check_when_limit_event_tightens_then_refuses_from_its_seq(world):
 
 
 def test_check_when_reserved_locally_then_position_counts_worst_case(world):
-    world.res.add(50, 1, 1, 1, 15000, PX)
+    world.res.add(FixedOrder(1, 1, 1, 1, 15000, PX, 50))
     assert world.check(order(qty=5001))[0] is RefuseReason.MAX_POSITION
     assert world.check(order(qty=5000)) == (None, "")
     assert world.check(order(oid=50))[0] is RefuseReason.DUPLICATE_ORDER_ID

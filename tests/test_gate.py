@@ -145,6 +145,41 @@ def test_check_when_subscriber_poll_raises_then_refuses_internal_error():
     assert d.reason is RefuseReason.INTERNAL_ERROR and "ZeroDivisionError" in d.detail
 
 
+@pytest.mark.parametrize("broken", ["poll", "clock", "kernel"])
+def test_check_when_fast_path_step_raises_then_refuses_internal_error(broken):
+    gate = make_gate(publish_approvals=False)
+    assert gate._lean
+
+    def boom(*a, **k):
+        raise RuntimeError("injected")
+
+    if broken == "poll":
+        gate.subscriber.poll = boom
+    elif broken == "clock":
+        gate._clock = boom
+    else:
+        gate._decide = gate._kernel.decide = boom
+    d = gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 9))
+    assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR and "injected" in d.detail
+    assert len(gate.reservations) == 0 and not gate.reservations.buy.any()
+    assert (gate.counts["approved"], gate.counts["refused"]) == (0, 1)
+
+
+@pytest.mark.parametrize(("field", "value"), [("qty", 5000.0), ("qty", "5000"), ("price", 1.5), ("order_id", 9.0)])
+def test_check_when_fixed_order_field_not_an_int_on_fast_path_then_invalid_naming_it(field, value):
+    gate = make_gate(publish_approvals=False)
+    d = gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 9)._replace(**{field: value}))
+    assert d.reason is RefuseReason.INVALID_ORDER and d.detail.startswith(field)
+    assert len(gate.reservations) == 0 and not gate.reservations.buy.any()
+
+
+def test_check_when_fixed_order_has_numpy_ints_on_fast_path_then_decided_as_ints():
+    gate = make_gate(publish_approvals=False)
+    d = gate.check(FixedOrder(*(np.int64(v) for v in (1, 1, 1, 1, 5000, PX, 9))))
+    assert d.approved and type(d.order_id) is int and list(gate.reservations.by_id) == [9]
+    assert gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 9)).reason is RefuseReason.DUPLICATE_ORDER_ID
+
+
 def test_check_when_events_pending_then_drained_before_deciding():
     gate = make_gate()
     gate.subscriber.push([rec(Kind.HALT)])

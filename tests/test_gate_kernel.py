@@ -87,7 +87,7 @@ def _decide(kc: KernelCheck, o: FixedOrder, now: int, view: tuple, dup: bool) ->
     applied, hwm, hwm_ts, recovering, error = view
     flags = (1 if recovering else 0) | (2 if error is not None else 0) | (4 if dup else 0)
     kc.sync()
-    args = (*o, now, applied, hwm, hwm_ts, flags)
+    args = (o, now, applied, hwm, hwm_ts, flags)
     code = kc.decide(kc.meta_address, *args)
     if code == NEED_LIMITS:
         assert kc.load(o.account) or o.account in kc.fallback_accounts
@@ -107,7 +107,7 @@ def test_kernel_when_random_state_and_order_then_same_verdict_and_state_as_refer
             w.apply(*events, ts=T0 + now_ms * MS // 2)
         now = T0 + now_ms * MS
         if action == "add":
-            w.res.add(oid, o.account if o.account in (1, 2) else 1, inst, 1 + qty % 2, qty, PX)
+            w.res.add(FixedOrder(o.account if o.account in (1, 2) else 1, inst, 1, 1 + qty % 2, qty, PX, oid))
             oid += 1
         elif action == "release" and w.res.by_id:
             w.res.release(next(iter(w.res.by_id)))
@@ -130,7 +130,7 @@ def test_kernel_when_random_state_and_order_then_same_verdict_and_state_as_refer
             continue
         assert code == (0 if ref_reason is None else int(ref_reason)), (code, ref_reason, _detail)
         if code == 0:
-            w.res.by_id[o.order_id] = (o.order_id, o.account, o.instrument, o.side, o.qty, o.price)
+            w.res.by_id[o.order_id] = o
         for name, arr in _arrays(w).items():
             want = {"buy": res_ref.buy, "sell": res_ref.sell, "count": res_ref.count, "sec": rates_ref.sec,
                     "min": rates_ref.min, "last": rates_ref.last_ns}[name]
@@ -147,7 +147,7 @@ def _reference(w: World, o: FixedOrder, view: tuple, now: int, res, rates):
         r = w.table.resolved(o.account, o.instrument)
         if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
             rates.take(o.account, now, r.rate_per_sec, r.rate_per_min)
-        res.add(o.order_id, o.account, o.instrument, o.side, o.qty, o.price)
+        res.add(o)
     return reason, detail
 
 
@@ -156,9 +156,9 @@ class _Sub(FakeSubscriber):
         super().__init__(None)
 
 
-def _gate(kernel: bool, cfg: GateConfig, clock: list[int]) -> Gate:
+def _gate(kernel: bool, cfg: GateConfig, clock: list[int], producer: bool = True, **kw) -> Gate:
     sub = _Sub()
-    gate = Gate(limits=cfg, subscriber=sub, producer=FakeProducer(), clock=lambda: clock[0], kernel=kernel)
+    gate = Gate(limits=cfg, subscriber=sub, producer=FakeProducer() if producer else None, clock=lambda: clock[0], kernel=kernel, **kw)
     sub.fold = gate.fold
     return gate
 
@@ -185,7 +185,11 @@ _gate_orders = st.builds(
 def test_check_when_kernel_on_or_off_then_same_decisions_and_records(steps):
     cfg = msgspec.convert({**ALL_ON, "max_order_qty": "2", "max_position": "3"}, GateConfig)
     clock = [T0]
-    gates = [_gate(True, cfg, clock), _gate(False, cfg, clock)]
+    # Kernel (full path), reference, and two gates on check()'s fast path (no producer;
+    # approvals not published, refusals published).
+    gates = [_gate(True, cfg, clock), _gate(False, cfg, clock), _gate(True, cfg, clock, producer=False),
+             _gate(True, cfg, clock, publish_approvals=False)]
+    assert [g._lean for g in gates] == [False, False, True, True]
     for g in gates:
         g.subscriber.push([price_rec(), price_rec(px=300_000, instrument=2)])
     for events, lag, now_ms, o in steps:
@@ -197,13 +201,21 @@ def test_check_when_kernel_on_or_off_then_same_decisions_and_records(steps):
             g.subscriber.heartbeat(g.subscriber.next_seq - 1 + lag, clock[0])
             decisions.append(g.check(o))
         event(f"gate decision {decisions[0].reason}")
-        assert decisions[0] == decisions[1]
-    fast, ref = (g.producer.records for g in gates)
+        assert decisions[1:] == decisions[:1] * 3
+    fast, ref, _none, lean = (g.producer.records if g.producer else None for g in gates)
     assert len(fast) == len(ref)
     for a, b in zip(fast, ref):
         assert a.tobytes() == b.tobytes()
-    assert np.array_equal(gates[0].reservations.buy, gates[1].reservations.buy)
-    assert gates[0].reservations.by_id == gates[1].reservations.by_id
+    refused = fast[fast["kind"] == Kind.REFUSED].copy()
+    lean = lean.copy()
+    refused["producer_seq"] = lean["producer_seq"] = 0  # the lean gate numbers only its refusals
+    assert len(lean) == len(refused) and all(a.tobytes() == b.tobytes() for a, b in zip(lean, refused))
+    for g in gates[1:]:
+        assert np.array_equal(gates[0].reservations.buy, g.reservations.buy)
+        assert np.array_equal(gates[0].reservations.sell, g.reservations.sell)
+        assert np.array_equal(gates[0].rates.sec, g.rates.sec)
+        assert gates[0].reservations.by_id == g.reservations.by_id
+        assert g.counts["approved"] == gates[0].counts["approved"] and g.counts["refused"] == gates[0].counts["refused"]
 
 
 def _boundary_world(setup: str) -> World:
@@ -271,3 +283,21 @@ def test_kernel_when_minute_bucket_refills_then_same_verdict_and_tokens_as_refer
     reason, detail = _reference(w, the_order, view, now, copy.deepcopy(w.res), rates_ref)
     assert _decide(kc, the_order, now, view, False) == (0 if reason is None else int(reason)), detail
     assert np.array_equal(w.rates.min, rates_ref.min)
+
+
+@pytest.mark.parametrize("qty", [1, (1 << 31) - 1, 1 << 31, 1 << 40, (1 << 59) + 7])
+@pytest.mark.parametrize("px_scale", [1, 1 << 20, 1 << 33])
+def test_kernel_when_products_near_int64_then_reference_verdict_or_fallback(qty, px_scale):
+    """Quantities and prices on both sides of 2**31 (where the overflow tests start dividing)."""
+    huge = "1e14"
+    w = World(max_order_qty=huge, max_order_notional="1e12", max_position=huge, max_gross_exposure="1e30", price_collar_bps=10_000)
+    ref_px = PX * px_scale
+    w.apply(rec(Kind.PRICE, instrument=1, price=ref_px), rec(Kind.POSITION_RESET, account=1, instrument=1, venue=1, qty=qty, price=ref_px))
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    for the_order in (FixedOrder(1, 1, 1, 1, qty, ref_px, 1), FixedOrder(1, 1, 1, 2, qty, 0, 2), FixedOrder(1, 1, 1, 1, 1, ref_px * 2, 3)):
+        view = (w.seq, w.seq, T0, False, None)
+        reason, detail = _reference(w, the_order, view, T0, copy.deepcopy(w.res), copy.deepcopy(w.rates))
+        code = _decide(kc, the_order, T0, view, False)
+        assert code == FALLBACK or code == (0 if reason is None else int(reason)), (code, reason, detail)
+        if qty < 1 << 31 and ref_px < 1 << 31:
+            assert code != FALLBACK  # small values never need the reference

@@ -267,7 +267,7 @@ class Gate(DecisionPublishing):
             if code == 0:
                 by_id[oid] = order
                 self._approved += 1
-                return Decision(True, None, "", applied, hwm, hwm - applied, (now - hwm_ts) / 1e6 if hwm_ts else -1.0, oid)
+                return Decision(True, None, "", applied, hwm, hwm_ts, now, oid)
             return self._check(order, now)
         return self._check(order)
 
@@ -277,8 +277,7 @@ class Gate(DecisionPublishing):
         log_file = self._log_file
         t0 = _perf_ns() if log_file is not None else 0
         fo: FixedOrder | None = None
-        applied = hwm = 0
-        age_ms = -1.0
+        applied = hwm = hwm_ts = 0
         try:
             if failure is not None:
                 raise failure
@@ -309,8 +308,6 @@ class Gate(DecisionPublishing):
                 # at least what was applied, so the HWM used and recorded is never below it.
                 hwm = applied
             hwm_ts = s.hwm_ts_ns
-            if hwm_ts:
-                age_ms = (now - hwm_ts) / 1e6
             # ``recovering`` only matters when the lag is not known to be within budget; with a
             # fresh HWM and lag 0 it cannot change the decision (budgets are >= 0), so the
             # subscriber's (costly) property is read only otherwise.
@@ -346,7 +343,7 @@ class Gate(DecisionPublishing):
             log.exception("check failed; refusing", extra={"seq": applied})
             reason = _INTERNAL
             detail = f"{type(exc).__name__}: {exc}"
-        return self._decided(order, fo, reason, detail, applied, hwm, age_ms, log_file, t0)
+        return self._decided(order, fo, reason, detail, applied, hwm, hwm_ts, now or 0, log_file, t0)
 
     def _kernel_retry(self, kern: KernelCheck, fo: FixedOrder, now: int, applied: int, hwm: int, hwm_ts: int, flags: int) -> int:
         """The kernel's verdict once the account's limit rows are loaded (FALLBACK when they cannot be)."""

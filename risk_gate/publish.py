@@ -159,7 +159,7 @@ class DecisionPublishing:
 
     def _decided(
         self, order: Order | FixedOrder, fo: FixedOrder | None, reason: RefuseReason | None, detail: str,
-        applied: int, hwm: int, age_ms: float, log_file: Any, t0: int,
+        applied: int, hwm: int, hwm_ts: int, now: int, log_file: Any, t0: int,
     ) -> Decision:
         """Publish, count and log a decision of ``Gate._check`` (an approval that cannot be published is refused)."""
         if reason is None:
@@ -179,7 +179,7 @@ class DecisionPublishing:
                 detail = f"decision not published: {type(exc).__name__}: {exc}"
         if reason is None:
             self._approved += 1
-            decision = Decision(True, None, "", applied, hwm, hwm - applied, age_ms, fo.order_id)
+            decision = Decision(True, None, "", applied, hwm, hwm_ts, now, fo.order_id)
         else:
             self._refused += 1
             name = reason.name
@@ -196,7 +196,7 @@ class DecisionPublishing:
                 log.exception("refusal not published", extra={"seq": applied})
                 self._pub_counts["publish_errors"] += 1
             oid = fo.order_id if fo is not None else getattr(order, "order_id", 0)
-            decision = Decision(False, reason, detail, applied, hwm, hwm - applied, age_ms, oid)
+            decision = Decision(False, reason, detail, applied, hwm, hwm_ts, now, oid)
         self._since_reply_poll += 1
         if self._since_reply_poll >= _REPLY_POLL_EVERY:
             self._poll_replies()

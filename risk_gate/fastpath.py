@@ -53,7 +53,6 @@ class KernelCheck:
         self.table = table
         self.stride = i
         self.instruments = [inst.id for inst in registry.instruments]
-        self.changes = table.changes
         self.rows = 0
         self.fallback_accounts: set[int] = set()
         cap = max(len(self.instruments), 1)
@@ -86,22 +85,15 @@ class KernelCheck:
                 raise ValueError(f"check kernel: array {name} is {arr.dtype}{arr.shape}, expected {np.dtype(dtype)} of {size} contiguous")
             self.meta[_k.M_ARRAYS + n] = arr.ctypes.data
 
-    def sync(self) -> None:
-        """Drop every loaded limit row when the limits changed since they were loaded."""
-        if self.table.changes != self.changes:
-            self.drop_rows()
-
     def drop_rows(self) -> None:
         """Drop every loaded limit row (the limits changed): each account's are loaded again on its next check."""
         self.arrays["lim_slot"][:] = -1
         self.rows = 0
         self.fallback_accounts.clear()
-        self.changes = self.table.changes
 
     def load(self, account: int) -> bool:
         """Load the limit rows of ``account`` for every instrument; False when they do not fit int64
         (the account is then decided by the reference path)."""
-        self.sync()
         if account in self.fallback_accounts:
             return False
         rows = [self.table.resolved(account, j) for j in self.instruments]

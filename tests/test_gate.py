@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gate_support import T0, FakeProducer, FakeSubscriber, rec
 from risk_gate import FixedOrder, Gate, GateConfig, Order, RefuseReason
+from risk_gate.limits import LimitType
 from risk_gate.reasons import truncate_detail
 from sequencer.protocol import Kind
 from sequencer.registry import default_registry
@@ -178,6 +179,16 @@ def test_check_when_fixed_order_has_numpy_ints_on_fast_path_then_decided_as_ints
     d = gate.check(FixedOrder(*(np.int64(v) for v in (1, 1, 1, 1, 5000, PX, 9))))
     assert d.approved and type(d.order_id) is int and list(gate.reservations.by_id) == [9]
     assert gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 9)).reason is RefuseReason.DUPLICATE_ORDER_ID
+
+
+@pytest.mark.parametrize("publish", [False, True])
+def test_check_when_limit_event_tightens_after_kernel_loaded_rows_then_refuses(publish):
+    gate = make_gate(publish_approvals=publish)
+    assert gate._lean is not publish
+    assert gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 9)).approved  # the kernel loaded account 1's rows
+    gate.subscriber.push([rec(Kind.LIMIT, code=int(LimitType.MAX_ORDER_QTY), account=1, aux1=400_000)])
+    d = gate.check(FixedOrder(1, 1, 1, 1, 5000, PX, 10))
+    assert d.reason is RefuseReason.MAX_ORDER_QTY and d.applied_seq == gate.table.last_change_seq
 
 
 def test_check_when_events_pending_then_drained_before_deciding():

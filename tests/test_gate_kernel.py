@@ -86,7 +86,6 @@ def _arrays(w: World) -> dict[str, np.ndarray]:
 def _decide(kc: KernelCheck, o: FixedOrder, now: int, view: tuple, dup: bool) -> int:
     applied, hwm, hwm_ts, recovering, error = view
     flags = (1 if recovering else 0) | (2 if error is not None else 0) | (4 if dup else 0)
-    kc.sync()
     args = (o, now, applied, hwm, hwm_ts, flags)
     code = kc.decide(kc.meta_address, *args)
     if code == NEED_LIMITS:

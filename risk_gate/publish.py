@@ -18,11 +18,10 @@ sequencer's replies (an approval it refuses releases its reservation).
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 import xxhash
-
-from typing import Any
 
 from risk_gate.checks import FixedOrder
 from risk_gate.order import Decision, Order

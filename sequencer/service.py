@@ -1,7 +1,9 @@
 """The sequencer service: ingest, validate, stamp, journal, publish, heartbeat, replay.
 
-One thread: it drains the ingest ROUTER while frames are waiting and blocks in one
-``zmq.Poller`` over the ingest and replay ROUTERs only when ingest is empty. Each drain takes up to ``max_batch_records`` worth of ingest frames, validates them in one numba call,
+One thread: it drains the ingest ROUTER while frames are waiting and, only when ingest is
+empty, blocks in one ``poll`` on the notification fds of the ingest and replay ROUTERs
+(:meth:`Sequencer._serve`). Each drain takes up to ``max_batch_records`` worth of ingest
+frames, validates them in one numba call,
 stamps the accepted ones as one batch, appends that batch to the journal as ONE stamped
 frame, publishes the same bytes, updates the HWM file and acknowledges every ingest frame
 with its seq range: one reply message per producer per drain (an array of ``IngestReply``);
@@ -95,7 +97,6 @@ class Sequencer(IngestLoop):
         # Scratch of the one-frame drain (IngestLoop._drain_one): no arrays allocated per drain.
         self._one_starts = np.zeros(2, np.int64)
         self._one_info = np.zeros((1, 6), np.int64)
-        self._drained = 0  # messages taken by the last drain (the run loop's guess of the next)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -208,9 +209,10 @@ class Sequencer(IngestLoop):
         drain = self._drain_ingest
         clock = time.monotonic_ns
         ready, one = True, False  # ingest may hold frames; the next drain takes one only
+        taken = 0  # messages of the last drain (its size guesses the next one's)
         while not stop.is_set():
             if ready:
-                drain(one)
+                taken = drain(one)
             now = clock()
             if now >= next_replay:
                 if _base_get(replay_sock, _EVENTS) & _POLLIN:
@@ -223,7 +225,7 @@ class Sequencer(IngestLoop):
             else:
                 if ready:
                     # Frames came one at a time before blocking: most likely one comes next.
-                    one = self._drained <= 1
+                    one = taken <= 1
                     ready = False  # just asked: until its fd fires, ingest has nothing
                 if next_replay:
                     # Idle: returns as soon as a frame (or a request) arrives; the timeout

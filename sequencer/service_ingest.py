@@ -66,24 +66,27 @@ class _Drain:
 class IngestLoop(OneFrameDrain):
     """Mixin: the ingest drain of the sequencer (state lives on the Sequencer)."""
 
-    def _drain_ingest(self, one: bool = False) -> None:
-        """One drain of the ingest socket; with ``one``, of its first message only."""
+    def _drain_ingest(self, one: bool = False) -> int:
+        """One drain of the ingest socket (with ``one``, of its first message only); returns the
+        messages it took."""
         d = self._receive(one)
-        if not d.groups:
-            return
+        taken = len(d.groups)
+        if not taken:
+            return 0
         if ONE_FRAME_PATH and len(d.bufs) == 1 and not d.rejected:
             self._drain_one(d)
-            return
+            return taken
         frame_replies = self._process(d) if d.bufs else []
         if not d.rejected and isinstance(frame_replies, tuple):
             buf, offsets = frame_replies
             for ident, g in d.idents.items():
                 _base_send(self._ingest, ident, _SNDMORE)
                 _base_send(self._ingest, buf[offsets[g]:offsets[g + 1]])
-            return
+            return taken
         if isinstance(frame_replies, tuple):
             frame_replies = self._batch_replies_as_list(d)
         self._send_replies(d, frame_replies)
+        return taken
 
     def _receive(self, one: bool = False) -> _Drain:
         """Take up to ``max_batch_records`` records worth of ingest messages without blocking
@@ -123,7 +126,6 @@ class IngestLoop(OneFrameDrain):
             bufs.append(buf)
             nrec += count
             starts.append(nrec)
-        self._drained = len(groups)
         return d
 
     def _bad_message(self, sock: zmq.Socket, part: zmq.Frame) -> IngestReply:

@@ -152,7 +152,6 @@ class Gate(DecisionPublishing):
         self._each = publish_mode == "each"
         self._outbox: list[tuple] = []
         self._text_cache: dict[str, bytes] = {}
-        self._approved = 0
         self._refused = 0
         self._pub_counts: dict[str, int] = {"published": 0, "publish_errors": 0, "unpublished": 0}
         self.refused_by_reason: dict[str, int] = {}
@@ -265,8 +264,7 @@ class Gate(DecisionPublishing):
             except Exception as exc:  # a non-int field (TypeError) or a failure: _check decides, failing closed
                 return self._check(order, now, exc if now is None else None)
             if code == 0:
-                by_id[oid] = order
-                self._approved += 1
+                by_id[oid] = order  # counts the approval too (Reservations.total)
                 return Decision(True, None, "", applied, hwm, hwm_ts, now, oid)
             return self._check(order, now)
         return self._check(order)
@@ -362,7 +360,7 @@ class Gate(DecisionPublishing):
     @property
     def counts(self) -> dict[str, int]:
         """Decisions made and records published: approved, refused, published, publish_errors, unpublished."""
-        return {"approved": self._approved, "refused": self._refused, **self._pub_counts}
+        return {"approved": self.reservations.total, "refused": self._refused, **self._pub_counts}
 
     def _log(self, d: Decision, t0: int) -> None:
         entry = DecisionLogEntry(self._clock(), d.order_id, 0 if d.reason is None else int(d.reason), d.applied_seq, d.hwm, _perf_ns() - t0)

@@ -172,12 +172,11 @@ class DecisionPublishing:
                     self.flush()
             except Exception as exc:  # fail closed: an approval that cannot be recorded is not given
                 log.exception("approval not published; refusing", extra={"seq": applied})
-                self.reservations.release(fo.order_id)
+                self.reservations.withdraw(fo.order_id)
                 self._pub_counts["publish_errors"] += 1
                 reason = _INTERNAL
                 detail = f"decision not published: {type(exc).__name__}: {exc}"
         if reason is None:
-            self._approved += 1
             decision = Decision(True, None, "", applied, hwm, hwm_ts, now, fo.order_id)
         else:
             self._refused += 1

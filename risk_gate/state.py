@@ -36,6 +36,9 @@ class Reservations:
     :class:`~risk_gate.checks.FixedOrder`'s field order (the gate stores the FixedOrder it
     checked, so approving costs no tuple building). ``buy[k]``/``sell[k]`` are reserved lots
     per ``k = account * stride + instrument``, ``count[account]`` the number of reserved orders.
+    An order leaves ``by_id`` through :meth:`release` (seen on the stream; counted in
+    ``released``) or :meth:`withdraw` (its approval was taken back), so :attr:`total` counts
+    every reservation ever made without a counter on the approval path.
     """
 
     def __init__(self, n_accounts: int, stride: int) -> None:
@@ -44,6 +47,12 @@ class Reservations:
         self.buy = np.zeros(n_accounts * stride, dtype=np.int64)
         self.sell = np.zeros(n_accounts * stride, dtype=np.int64)
         self.count = np.zeros(n_accounts, dtype=np.int64)
+        self.released = 0
+
+    @property
+    def total(self) -> int:
+        """Reservations made and not withdrawn: those held now plus those released."""
+        return len(self.by_id) + self.released
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -64,6 +73,13 @@ class Reservations:
 
     def release(self, order_id: int) -> Reservation | None:
         """Drop a reservation (its order is now in the Book); ``None`` if it was not reserved."""
+        r = self.withdraw(order_id)
+        if r is not None:
+            self.released += 1
+        return r
+
+    def withdraw(self, order_id: int) -> Reservation | None:
+        """Drop a reservation whose approval was taken back (not counted in ``total``); ``None`` if none."""
         t = self.by_id.pop(order_id, None)
         if t is None:
             return None

@@ -113,6 +113,8 @@ def test_check_when_own_new_order_comes_back_then_reservation_released():
     assert gate.check(btc(qty="0.3", oid=3)).approved  # poll applied it: now open, not reserved
     assert 1 not in gate.reservations and 3 in gate.reservations
     assert int(gate.book.open_buy[1, 1]) == 6000
+    # A released reservation is still an approval given (counts derive from reservations).
+    assert (gate.counts["approved"], gate.counts["refused"]) == (2, 1)
 
 
 def test_check_when_order_id_reused_then_duplicate():
@@ -362,6 +364,8 @@ def test_check_when_approval_cannot_be_published_then_refuses_internal_error_and
     assert gate.counts["publish_errors"] >= 1
     gate.producer.submit = real_submit
     assert gate.check(btc(oid=12)).approved
+    # The withdrawn approval was never given: it is not counted.
+    assert (gate.counts["approved"], gate.counts["refused"]) == (1, 1)
 
 
 def test_check_when_fast_publish_path_raises_then_refuses_internal_error():

@@ -1,11 +1,13 @@
 """The gate's side of :mod:`risk_gate.kernel`: addresses its arrays, loads limit rows, calls it cheaply.
 
 A :class:`KernelCheck` puts the addresses of the Book's arrays, the reservations' and the rate
-buckets' arrays and its own limit rows in one int64 ``meta`` array (no copies: the kernel reads
+buckets' arrays, the taken order ids (:class:`~risk_gate.idset.OrderIdSet`) and its own limit
+rows in one int64 ``meta`` array (no copies: the kernel reads
 and writes the same memory), passes the kernel that array's address, and keeps every one of
 those arrays referenced, so the addresses stay valid. The Book, :class:`~risk_gate.state.Reservations` and
 :class:`~risk_gate.state.RateState` update these arrays in place and never replace them; the
-limit rows are replaced only here, which rewrites their addresses. Rows are loaded per
+limit rows are replaced only here, and the id set's arrays only when it grows (its ``on_grow``
+hook): both rewrite the addresses. Rows are loaded per
 account on first use and all dropped when a limit changes (the table calls
 :meth:`KernelCheck.drop_rows` from its ``on_change`` hooks, so a check needs no "changed?" test).
 
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from risk_gate import kernel as _k
+from risk_gate.idset import OrderIdSet
 from risk_gate.limits import LimitTable
 from risk_gate.state import RateState, Reservations
 from sequencer.registry import Registry
@@ -47,7 +50,9 @@ def _fits(values: tuple[int, ...]) -> bool:
 class KernelCheck:
     """The kernel's ``meta`` for one gate, and the limit rows it reads (see the module docstring)."""
 
-    def __init__(self, book: Any, registry: Registry, table: LimitTable, res: Reservations, rates: RateState) -> None:
+    def __init__(
+        self, book: Any, registry: Registry, table: LimitTable, res: Reservations, rates: RateState, ids: OrderIdSet | None = None
+    ) -> None:
         acc, ins, ven = registry.valid_masks()
         a, i, v = book.shape
         self.table = table
@@ -66,13 +71,24 @@ class KernelCheck:
             "lim_slot": np.full(a * i, -1, dtype=np.int64),
             "lim": np.zeros((cap, _k.L_COLUMNS), dtype=np.int64), "limf": np.zeros((cap, _k.F_COLUMNS), dtype=np.float64),
         }
+        self.ids = ids if ids is not None else OrderIdSet()
         self.meta = np.zeros(_k.M_LENGTH, dtype=np.int64)
         self.meta_address = self.meta.ctypes.data  # what decide() takes; self.meta keeps it valid
         self.meta[[_k.M_STRIDE, _k.M_ACCOUNTS, _k.M_INSTRUMENTS, _k.M_VENUES, _k.M_LISTED]] = (i, a, i, v, len(self.instruments))
         self._extents = {"AI": a * i, "A": a, "I": i, "V": v, "L": len(self.instruments), "1": 1}
-        self._address_all()
+        self._address_ids()
+        self.ids.on_grow.append(self._address_ids)
         self.decide = compiled_decide()
         table.on_change.append(self.drop_rows)
+
+    def _address_ids(self) -> None:
+        """Point ``meta`` at the id set's current arrays (and everything else again)."""
+        ids = self.ids
+        self.arrays["ids"], self.arrays["ids_count"] = ids.keys, ids.count
+        self._extents["S"] = len(ids.keys)
+        self.meta[_k.M_SET_SHIFT] = ids.shift
+        self.meta[_k.M_SET_CAP] = len(ids.keys)
+        self._address_all()
 
     def _address_all(self) -> None:
         """Check every array against the kernel's layout and write its address into ``meta``."""

@@ -2,9 +2,11 @@
 
 Besides the Book, each batch's ``limit`` records are applied to the :class:`LimitTable` in
 seq order (found with a numpy mask), and the order ids of ``new_order``/``refused`` records
-are remembered so the duplicate-id check is a set lookup. Reservations are *not* fold state
-(they are this gate's own approvals in flight): the fold only reports which order ids came
-back, through ``on_new_orders``.
+are remembered so the duplicate-id check is a set lookup (``seen_ids``; and each batch's ids
+go to ``on_order_ids``, the gate's kernel-side copy, :class:`~risk_gate.idset.OrderIdSet`,
+which ``on_restored`` rebuilds after a restore). Reservations are *not* fold state (they are
+this gate's own approvals in flight): the fold only reports which order ids came back,
+through ``on_new_orders``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class GateFold(BookFold):
         self.table = table if table is not None else LimitTable(registry=self.registry)
         self.seen_ids: set[int] = set()
         self.on_new_orders: Callable[[list[int]], None] | None = None
+        self.on_order_ids: Callable[[np.ndarray], None] | None = None
+        self.on_restored: Callable[[], None] | None = None
         self.applied = int(self.book.applied_seq)  # what applied_seq returns, as a plain attribute (the gate's hot path)
 
     @property
@@ -53,8 +57,10 @@ class GateFold(BookFold):
             self.table.apply(records[limits])
         orders = (kinds == _NEW) | (kinds == _REFUSED)
         if orders.any():
-            ids = records["order_id"][orders].tolist()
-            self.seen_ids.update(ids)
+            ids = records["order_id"][orders]
+            self.seen_ids.update(ids.tolist())
+            if self.on_order_ids is not None:
+                self.on_order_ids(ids)
             if self.on_new_orders is not None:
                 new = records["order_id"][kinds == _NEW].tolist()
                 if new:
@@ -87,3 +93,5 @@ class GateFold(BookFold):
             }
         )
         self.seen_ids = set(self.book.live_orders()["order_id"].tolist())
+        if self.on_restored is not None:
+            self.on_restored()

@@ -12,8 +12,9 @@ Everything with a clock, a socket or a file lives here; the decision itself is
    (invalid fields, values beyond int64) and for a refusal's detail text (a kernel/reference
    disagreement refuses with ``INTERNAL_ERROR``);
 3. on approval reserves the order locally (released when its ``new_order`` comes back on the
-   stream) and takes a rate token (the kernel does both in the same call); any exception
-   refuses with ``INTERNAL_ERROR``;
+   stream), takes a rate token and marks its id taken (the kernel does all three in the same
+   call; it also finds duplicate ids in its :class:`~risk_gate.idset.OrderIdSet`); any
+   exception refuses with ``INTERNAL_ERROR``;
 4. publishes a ``new_order`` / ``refused`` record (aux1 = applied seq, aux2 = that HWM): with
    ``publish_mode="each"`` (default) and a :class:`~sequencer.producer.Producer`, packed into a
    preallocated one-record frame (:class:`~risk_gate.publish.DecisionFrame`) and sent at once
@@ -144,6 +145,11 @@ class Gate(DecisionPublishing):
         # Read the fold's current set: a restore replaces it.
         self._view.order_known = lambda oid: oid in self.fold.seen_ids
         self._kernel = KernelCheck(self.book, self.registry, table, self.reservations, self.rates) if kernel else None
+        if self._kernel is not None:
+            # The kernel's copy of the taken ids: stream ids per batch, approvals as made.
+            self._kernel.ids.reset(self.fold.seen_ids)
+            self.fold.on_order_ids = self._kernel.ids.add_many
+            self.fold.on_restored = self._rebuild_ids
         self._by_id = self.reservations.by_id  # never replaced
         self._clock = clock
         self._max_drain = max_drain_frames if max_drain_frames is not None else cfg.max_drain_frames
@@ -209,6 +215,18 @@ class Gate(DecisionPublishing):
         return cls(**kwargs)
 
     # -- state ---------------------------------------------------------------------------
+    def _rebuild_ids(self) -> None:
+        """The kernel's taken ids again from the stream's and the reservations' (after a restore)."""
+        self._kernel.ids.reset(self.fold.seen_ids | self.reservations.by_id.keys())
+
+    def _unreserve(self, order_id: int, withdrawn: bool) -> None:
+        """Drop a reservation that will never be seen on the stream (``withdrawn``: the approval was
+        not given); its id is free again unless the stream has it."""
+        res = self.reservations
+        (res.withdraw if withdrawn else res.release)(order_id)
+        if self._kernel is not None and order_id not in self.fold.seen_ids:
+            self._kernel.ids.discard(order_id)
+
     def _released(self, order_ids: list[int]) -> None:
         res = self.reservations
         if res.by_id:
@@ -256,15 +274,14 @@ class Gate(DecisionPublishing):
                 flags = 0 if s.error is None else 2
                 if (hwm > applied or not hwm_ts) and s.recovering:
                     flags |= 1
-                oid = order[6]
-                by_id = self._by_id
-                if oid in by_id or oid in self.fold.seen_ids:
-                    flags |= 4
                 code = self._decide(self._meta_address, order, now, applied, hwm, hwm_ts, flags)
             except Exception as exc:  # a non-int field (TypeError) or a failure: _check decides, failing closed
                 return self._check(order, now, exc if now is None else None)
             if code == 0:
-                by_id[oid] = order  # counts the approval too (Reservations.total)
+                # The kernel refused a taken id and added this one to its set; the reservation
+                # record also counts the approval (Reservations.total).
+                oid = order[6]
+                self._by_id[oid] = order
                 return Decision(True, None, "", applied, hwm, hwm_ts, now, oid)
             return self._check(order, now)
         return self._check(order)
@@ -318,6 +335,7 @@ class Gate(DecisionPublishing):
                 flags = (1 if recovering else 0) | (2 if error is not None else 0)
                 if oid in res.by_id or oid in fold.seen_ids:
                     flags |= 4
+                kern.ids.reserve(1)  # room for this id: the kernel never grows the set
                 try:
                     code = kern.decide(kern.meta_address, fo, now, applied, hwm, hwm_ts, flags)
                 except OverflowError:  # a field beyond int64: the reference path decides it
@@ -356,6 +374,8 @@ class Gate(DecisionPublishing):
         if r.rate_per_sec >= 0 or r.rate_per_min >= 0:
             self.rates.take(account, now, r.rate_per_sec, r.rate_per_min)
         self.reservations.add(fo)
+        if self._kernel is not None:
+            self._kernel.ids.add(fo[6])
 
     @property
     def counts(self) -> dict[str, int]:

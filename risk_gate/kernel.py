@@ -2,17 +2,19 @@
 
 :func:`decide` returns what ``check_order`` would decide for a well-formed order (0 to
 approve, else the :class:`~risk_gate.reasons.RefuseReason` value) and, on approval, takes the
-rate tokens and adds the reservation's quantities, all in one call. ``check_order`` stays the
+rate tokens, adds the reservation's quantities and adds the order id to the taken ids
+(:mod:`risk_gate.idset`, which it also reads for the duplicate-id check), all in one call. ``check_order`` stays the
 reference: tests compare the two on random states, the gate asks it for the refusal's detail
 text, and the audit re-checks with it.
 
 Negative results hand the order back to the reference path: :data:`FALLBACK` for anything
 the kernel does not decide itself (ids or fields not valid, values where int64 arithmetic
-could overflow, limits that do not fit int64) and :data:`NEED_LIMITS` when the limit rows
+could overflow, limits that do not fit int64, a taken-id set that is full) and :data:`NEED_LIMITS` when the limit rows
 of the account are not loaded yet (:class:`risk_gate.fastpath.KernelCheck` loads them).
 
 The state is one int64 array, ``meta``, passed by address: the extents and the addresses of the Book's arrays,
-the reservations', the rate buckets' and the loaded limit rows (layout ``M_*`` below;
+the reservations', the rate buckets', the taken ids' and the loaded limit rows (layout ``M_*`` in
+:mod:`risk_gate.kernel_layout`;
 :class:`risk_gate.fastpath.KernelCheck` fills it and keeps the arrays alive). The kernel views
 that memory in place (``numba.carray``), so the Book's in-place updates are seen and its own
 writes land in the reservation and rate arrays. One int argument costs far less to pass
@@ -22,14 +24,16 @@ the compiled kernel on disk.
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numba as nb
 import numpy as np
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
+from risk_gate.idset import probe
 from risk_gate.kernel_args import as_fields, as_int, order_fields, strict_int64
+from risk_gate.kernel_layout import (  # noqa: F401 - the layout names are part of this module's API
+    ARRAY_FIELDS, F_COLUMNS, F_MAX_GROSS, F_PER_MIN, F_PER_SEC, L_COLLAR, L_COLUMNS, L_MAX_AGE_NS, L_MAX_LAG,
+    L_MAX_NOTIONAL, L_MAX_OPEN, L_MAX_POS, L_MAX_QTY, L_PRICE_TTL_NS, L_RESTRICTED, M_ACCOUNTS, M_ARRAYS,
+    M_INSTRUMENTS, M_LENGTH, M_LISTED, M_ROWS, M_SET_CAP, M_SET_SHIFT, M_STRIDE, M_VENUES, _address, _arrays,
+)
 
 __all__ = [
     "ARRAY_FIELDS",
@@ -39,6 +43,8 @@ __all__ = [
     "M_VENUES",
     "M_LISTED",
     "M_ROWS",
+    "M_SET_SHIFT",
+    "M_SET_CAP",
     "M_ARRAYS",
     "M_LENGTH",
     "decide",
@@ -67,11 +73,6 @@ __all__ = [
 FALLBACK = -1
 NEED_LIMITS = -2
 
-# Columns of the limit rows, lim (int64) and limf (float64): one row per (account, instrument).
-L_MAX_LAG, L_MAX_AGE_NS, L_PRICE_TTL_NS, L_MAX_QTY, L_MAX_NOTIONAL, L_MAX_POS, L_MAX_OPEN, L_COLLAR, L_RESTRICTED = range(9)
-L_COLUMNS = 9
-F_MAX_GROSS, F_PER_SEC, F_PER_MIN = range(3)
-F_COLUMNS = 3
 
 FLAG_RECOVERING = 1
 FLAG_ERROR = 2
@@ -107,91 +108,11 @@ _MAX_COLLAR_DIFF = _I64_MAX // _COLLAR_SCALE
 # 64-bit division costs ~40-90 cycles, several per check) only when one is not that small.
 _HALF_BITS = 31
 
-# meta[M_*]: extents, then from M_ARRAYS on the address of each array in ARRAY_FIELDS order.
-M_STRIDE, M_ACCOUNTS, M_INSTRUMENTS, M_VENUES, M_LISTED, M_ROWS = range(6)
-M_ARRAYS = 8
-# (name, dtype, extent): extent "AI" = accounts x instruments, "A", "I", "V", "L" = listed
-# instruments, "1", or "R" = limit row capacity (2-d: rows x columns).
-ARRAY_FIELDS = (
-    ("pos", np.int64, "AI"),
-    ("open_buy", np.int64, "AI"),
-    ("open_sell", np.int64, "AI"),
-    ("open_orders", np.int64, "A"),
-    ("ref_px", np.int64, "I"),
-    ("ref_ts", np.int64, "I"),
-    ("tstate_all", np.int8, "1"),
-    ("tstate_acct", np.int8, "A"),
-    ("tstate_instr", np.int8, "I"),
-    ("accounts_valid", np.uint8, "A"),
-    ("instruments_valid", np.uint8, "I"),
-    ("venues_valid", np.uint8, "V"),
-    ("instruments", np.int64, "L"),
-    ("unit_notional", np.float64, "I"),
-    ("res_buy", np.int64, "AI"),
-    ("res_sell", np.int64, "AI"),
-    ("res_count", np.int64, "A"),
-    ("rate_sec", np.float64, "A"),
-    ("rate_min", np.float64, "A"),
-    ("rate_last_ns", np.int64, "A"),
-    ("lim_slot", np.int64, "AI"),
-    ("lim", np.int64, "R"),
-    ("limf", np.float64, "R"),
-)
-M_LENGTH = M_ARRAYS + len(ARRAY_FIELDS)
 # decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags) as the gate calls it.
 DECIDE_SIGNATURE = (strict_int64, order_fields) + (strict_int64,) * 5
-_Arrays = namedtuple("_Arrays", ["stride"] + [name for name, _dtype, _extent in ARRAY_FIELDS])
 
 
-@intrinsic
-def _address(typingctx, addr):
-    """An int64 address as a void pointer (for numba.carray)."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return sig, codegen
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _arrays(meta):
-    """Views of the arrays ``meta`` addresses (no copies)."""
-    a = meta[M_ACCOUNTS]
-    i = meta[M_INSTRUMENTS]
-    ai = a * i
-    rows = meta[M_ROWS]
-    p = M_ARRAYS
-    c = nb.carray
-    return _Arrays(
-        meta[M_STRIDE],
-        c(_address(meta[p]), ai, np.int64),
-        c(_address(meta[p + 1]), ai, np.int64),
-        c(_address(meta[p + 2]), ai, np.int64),
-        c(_address(meta[p + 3]), a, np.int64),
-        c(_address(meta[p + 4]), i, np.int64),
-        c(_address(meta[p + 5]), i, np.int64),
-        c(_address(meta[p + 6]), 1, np.int8),
-        c(_address(meta[p + 7]), a, np.int8),
-        c(_address(meta[p + 8]), i, np.int8),
-        c(_address(meta[p + 9]), a, np.uint8),
-        c(_address(meta[p + 10]), i, np.uint8),
-        c(_address(meta[p + 11]), meta[M_VENUES], np.uint8),
-        c(_address(meta[p + 12]), meta[M_LISTED], np.int64),
-        c(_address(meta[p + 13]), i, np.float64),
-        c(_address(meta[p + 14]), ai, np.int64),
-        c(_address(meta[p + 15]), ai, np.int64),
-        c(_address(meta[p + 16]), a, np.int64),
-        c(_address(meta[p + 17]), a, np.float64),
-        c(_address(meta[p + 18]), a, np.float64),
-        c(_address(meta[p + 19]), a, np.int64),
-        c(_address(meta[p + 20]), ai, np.int64),
-        c(_address(meta[p + 21]), (rows, L_COLUMNS), np.int64),
-        c(_address(meta[p + 22]), (rows, F_COLUMNS), np.float64),
-    )
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _well_formed(g, account, instrument, venue, side, qty, price, order_id):
     """Ids known, side buy or sell, fields in range for int64 arithmetic: else the reference decides."""
     if not (0 < account < len(g.accounts_valid) and g.accounts_valid[account]):
@@ -205,7 +126,7 @@ def _well_formed(g, account, instrument, venue, side, qty, price, order_id):
     return 0 < qty < _SMALL and 0 <= price < _SMALL and order_id > 0
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _gross(g, account, instrument, side, qty, now_ns):
     """Worst-case gross notional with the order added (``checks._gross_exposure``, same float
     operations in the same order); ``(gross, code)`` with code 0, STALE_PRICE, FALLBACK or NEED_LIMITS."""
@@ -242,7 +163,7 @@ def _gross(g, account, instrument, side, qty, now_ns):
     return gross, 0
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _refill(tokens, gain, rate):
     """A bucket after refilling by ``gain`` tokens, capped at ``rate`` (``tokens < 0`` = never used: full)."""
     if tokens < 0:
@@ -251,7 +172,7 @@ def _refill(tokens, gain, rate):
     return rate if tokens > rate else tokens
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _buckets(g, account, now_ns, per_sec, per_min):
     """``RateState.available``: the tokens in both buckets at ``now_ns`` (same float operations)."""
     last = g.rate_last_ns[account]
@@ -259,14 +180,14 @@ def _buckets(g, account, now_ns, per_sec, per_min):
     return _refill(g.rate_sec[account], dt * per_sec, per_sec), _refill(g.rate_min[account], dt * per_min / 60.0, per_min)
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _rate_ok(g, account, now_ns, per_sec, per_min):
     """The RATE_LIMIT test of ``check_order``."""
     s, m = _buckets(g, account, now_ns, per_sec, per_min)
     return not ((per_sec >= 0 and s < 1.0) or (per_min >= 0 and m < 1.0))
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _take(g, account, now_ns, per_sec, per_min):
     """``RateState.take``: one token from each bucket that has a rate set."""
     s, m = _buckets(g, account, now_ns, per_sec, per_min)
@@ -276,7 +197,7 @@ def _take(g, account, now_ns, per_sec, per_min):
     g.rate_min[account] = m - 1.0 if per_min >= 0 else -1.0
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _reserve(g, account, k, side, qty):
     """``Reservations.add`` for the arrays (the gate keeps the order id itself)."""
     if side == _BUY:
@@ -286,7 +207,7 @@ def _reserve(g, account, k, side, qty):
     g.res_count[account] += 1
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, inline="always")
 def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
     """The staleness reasons of ``check_order``, in its order (0 = current enough)."""
     lag = hwm - applied
@@ -302,7 +223,9 @@ def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
     return 0
 
 
-@nb.njit(cache=True, nogil=True)
+# Not nogil: releasing and taking back the GIL around a ~100 ns call costs ~800 instructions,
+# and the gate's state is single-threaded anyway (nothing else may run beside a check).
+@nb.njit(cache=True)
 def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     """0 = approved (rate tokens taken, quantities reserved), > 0 a RefuseReason value, < 0 use the reference.
 
@@ -316,7 +239,8 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     hwm = as_int(hwm)
     hwm_ts = as_int(hwm_ts)
     flags = as_int(flags)
-    g = _arrays(nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64))
+    meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
+    g = _arrays(meta)
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
         return FALLBACK
     k = account * g.stride + instrument
@@ -376,7 +300,9 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
             return _PRICE_COLLAR
     if lim[L_RESTRICTED]:
         return _RESTRICTED
-    if flags & FLAG_DUPLICATE:
+    # Where the id goes on approval: nothing below changes the set.
+    id_slot = probe(g.ids, meta[M_SET_SHIFT], order_id)
+    if flags & FLAG_DUPLICATE or id_slot >= 0:
         return _DUPLICATE_ORDER_ID
     state = max(g.tstate_all[0], g.tstate_acct[account], g.tstate_instr[instrument])
     if state == _T_HALTED:
@@ -388,7 +314,11 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
             reduces = pos > 0 and working + qty <= pos
         if not reduces:
             return _REDUCE_ONLY
+    if 2 * (g.ids_count[0] + 1) > len(g.ids):
+        return FALLBACK  # the set is full: the reference path decides, and Python grows it
     if rated:
         _take(g, account, now_ns, per_sec, per_min)
     _reserve(g, account, k, side, qty)
+    g.ids[~id_slot] = order_id
+    g.ids_count[0] += 1
     return 0

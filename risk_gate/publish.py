@@ -109,7 +109,7 @@ class DecisionPublishing:
                 log.error("sequencer refused decision records: %s %s", reply.code_name, reply.message, extra={"seq": self.applied_seq})
                 # An approval the sequencer will never stamp must not hold its reservation forever.
                 for oid in ids or ():
-                    self.reservations.release(oid)
+                    self._unreserve(oid, withdrawn=False)
 
     def _publishable(self, fo: FixedOrder | None) -> bool:
         # A record the sequencer would reject (unknown ids, bad qty) is not sent: the
@@ -172,7 +172,7 @@ class DecisionPublishing:
                     self.flush()
             except Exception as exc:  # fail closed: an approval that cannot be recorded is not given
                 log.exception("approval not published; refusing", extra={"seq": applied})
-                self.reservations.withdraw(fo.order_id)
+                self._unreserve(fo.order_id, withdrawn=True)
                 self._pub_counts["publish_errors"] += 1
                 reason = _INTERNAL
                 detail = f"decision not published: {type(exc).__name__}: {exc}"

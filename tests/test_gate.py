@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -364,8 +365,22 @@ def test_check_when_approval_cannot_be_published_then_refuses_internal_error_and
     assert gate.counts["publish_errors"] >= 1
     gate.producer.submit = real_submit
     assert gate.check(btc(oid=12)).approved
-    # The withdrawn approval was never given: it is not counted.
+    # The withdrawn approval was never given: it is not counted, and its id is free again.
     assert (gate.counts["approved"], gate.counts["refused"]) == (1, 1)
+    assert gate.check(btc(oid=11)).approved
+    assert (gate.counts["approved"], gate.counts["refused"]) == (2, 1)
+
+
+def test_poll_when_sequencer_refuses_approval_records_then_reservation_released_and_id_free():
+    gate = make_gate()
+    assert gate.check(btc(oid=21)).approved
+    assert gate.check(btc(oid=21)).reason is RefuseReason.DUPLICATE_ORDER_ID
+    token = int(gate.producer.records["producer_seq"][0])
+    refusal = SimpleNamespace(ok=False, first_producer_seq=token, code_name="BAD_RECORD", message="injected")
+    gate.producer.poll = lambda timeout_ms=0: [refusal]
+    gate.poll()
+    assert 21 not in gate.reservations and gate.counts["publish_errors"] == 1
+    assert gate.check(btc(oid=21)).approved  # never stamped: the id may be used again
 
 
 def test_check_when_fast_publish_path_raises_then_refuses_internal_error():

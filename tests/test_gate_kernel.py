@@ -120,14 +120,19 @@ def test_kernel_when_random_state_and_order_then_same_verdict_and_state_as_refer
         res_ref, rates_ref = copy.deepcopy(w.res), copy.deepcopy(w.rates)
         ref_reason, _detail = _reference(w, o, view, now, res_ref, rates_ref)
         before = {k: v.copy() for k, v in _arrays(w).items()}
-        dup = o.order_id in w.res.by_id or o.order_id in w.fold.seen_ids
+        taken = set(w.res.by_id) | w.fold.seen_ids
+        kc.ids.reset(taken)
+        # The kernel finds a taken id in its own set; the flag (the full path's) is passed on every other step.
+        dup = o.order_id in taken and now_ms % 2 == 1
         code = _decide(kc, o, now, view, dup)
         event(f"kernel verdict {code}")
         if code == FALLBACK:
             for name, arr in _arrays(w).items():
                 assert np.array_equal(arr, before[name], equal_nan=True), name
+            assert set(kc.ids) == taken
             continue
         assert code == (0 if ref_reason is None else int(ref_reason)), (code, ref_reason, _detail)
+        assert set(kc.ids) == (taken | {o.order_id} if code == 0 else taken)
         if code == 0:
             w.res.by_id[o.order_id] = o
         for name, arr in _arrays(w).items():
@@ -201,6 +206,8 @@ def test_check_when_kernel_on_or_off_then_same_decisions_and_records(steps):
             decisions.append(g.check(o))
         event(f"gate decision {decisions[0].reason}")
         assert decisions[1:] == decisions[:1] * 3
+        for g in (gates[0], gates[2], gates[3]):  # the kernel's taken ids: the stream's and the reserved
+            assert set(g._kernel.ids) == {i for i in g.fold.seen_ids | g.reservations.by_id.keys() if i > 0}
     fast, ref, _none, lean = (g.producer.records if g.producer else None for g in gates)
     assert len(fast) == len(ref)
     for a, b in zip(fast, ref):
@@ -266,6 +273,25 @@ def test_kernel_when_gate_fold_restored_from_snapshot_then_decides_on_restored_s
     assert int(second.book.pos[1, 1]) == 19000
     assert second.check(FixedOrder(1, 1, 1, 1, 1001, PX, 77)).reason is RefuseReason.MAX_POSITION
     assert second.check(FixedOrder(1, 1, 1, 1, 1000, PX, 78)).approved
+
+
+def test_check_when_gate_fold_restored_then_stream_and_reserved_ids_stay_taken(tmp_path):
+    cfg = msgspec.convert(ALL_ON, GateConfig)
+    clock = [T0]
+    first = _gate(True, cfg, clock)
+    first.subscriber.push([price_rec(), rec(Kind.NEW_ORDER, account=1, instrument=1, venue=1, side=1, qty=1, price=PX, order_id=55)])
+    first.poll()
+    first.fold.snapshot(tmp_path / "gate.snap")
+    second = _gate(True, cfg, clock, publish_approvals=False)
+    second.subscriber.push([price_rec()])
+    assert second.check(FixedOrder(1, 1, 1, 1, 1, PX, 60)).approved  # reserved, not on the stream
+    second.fold.restore(tmp_path / "gate.snap")
+    second.subscriber.next_seq = second.fold.applied_seq + 1
+    second.subscriber.heartbeat(second.fold.applied_seq, T0)
+    assert set(second._kernel.ids) == {55, 60}
+    for oid in (55, 60):
+        assert second.check(FixedOrder(1, 1, 1, 1, 1, PX, oid)).reason is RefuseReason.DUPLICATE_ORDER_ID
+    assert second.check(FixedOrder(1, 1, 1, 1, 1, PX, 61)).approved
 
 
 @pytest.mark.parametrize("later_s", [0, 10, 19, 21, 60])

@@ -23,7 +23,8 @@ index 0 means none/all, venue 0 = unattributed):
 
 The order-id index and the trade-id set are open-addressing tables (``consumers.hashtable``),
 each grown on its own whenever a batch could push it past half full, *before* the kernel
-runs, so the kernel never allocates.
+runs, so the kernel never allocates. Large row tables live in address-space reservations
+(``consumers.reservation``) and grow without copying their rows.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from consumers.hashtable import (
     table_capacity, table_shift,
 )
 from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, TRADE_DTYPE, apply_batch, check_batch
+from consumers.reservation import grown_table
 from oms.states import NEXT
 from sequencer.protocol import RECORD_DTYPE
 from sequencer.registry import Registry, default_registry
@@ -89,6 +91,8 @@ class Book:
         self.trades = z(max(capacity, 1), TRADE_DTYPE)
         # [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks]; an array so the kernel updates it.
         self.counts = z(5, np.int64)
+        # The reservation each large table is a prefix view of (consumers.reservation).
+        self._space: dict[str, np.ndarray] = {}
         self._build_order_index(table_capacity(capacity))
         self._build_trade_set()
 
@@ -144,19 +148,12 @@ class Book:
         if need[0] > MAX_ROWS:
             raise BookError(f"the order index addresses at most {MAX_ROWS} orders")
         for name, want in zip(_TABLES, need):
-            table = getattr(self, name)
-            if want > len(table):
-                # np.zeros pages are only faulted in when written, so growing 4x costs address
-                # space, not memory, and copies (and re-faults) the live rows a third as often.
-                grown = np.zeros(max(want, _ROW_GROWTH * len(table)), table.dtype)
-                used = int(self.counts[_TABLES[name]]) * table.dtype.itemsize
-                # As bytes: numpy copies structured rows field by field, ~5x slower than memcpy.
-                grown.view(np.uint8)[:used] = table.view(np.uint8)[:used]
-                setattr(self, name, grown)
+            if want > len(getattr(self, name)):
+                # 4x: np.zeros pages (and reserved address space) are only faulted in when
+                # written, so the slack costs address space, not memory.
+                self._grow(name, int(self.counts[_TABLES[name]]), want)
         if len(self._ids) < len(self.orders):
-            ids = np.zeros(len(self.orders), np.int64)
-            ids[: self.n_orders] = self._ids[: self.n_orders]
-            self._ids = ids
+            self._grow("_ids", self.n_orders, len(self.orders))
         ord_cap = len(self._ord_table)
         if 2 * need[0] > ord_cap:
             self._build_order_index(max(2 * ord_cap, table_capacity(need[0])))
@@ -167,6 +164,15 @@ class Book:
             cap = max(2 * tr_cap, table_capacity(blocks))
             self._tr_shift = table_shift(cap)
             self._tr_table = grow_pair_table(self._tr_table, cap, self._tr_shift)
+
+    def _grow(self, name: str, used: int, want: int) -> None:
+        """Grow table ``name`` to at least ``want`` rows keeping its first ``used`` (see ``consumers.reservation``)."""
+        table, space = grown_table(getattr(self, name), used, want, _ROW_GROWTH, self._space.get(name))
+        setattr(self, name, table)
+        if space is None:
+            self._space.pop(name, None)
+        else:
+            self._space[name] = space
 
     def _build_order_index(self, cap: int) -> None:
         self._ord_shift = table_shift(cap)
@@ -233,6 +239,7 @@ class Book:
                 raise BookError(f"array {name!r} has dtype {arr.dtype}, expected {mine.dtype}")
             if name not in _TABLES and arr.shape != mine.shape:
                 raise BookError(f"array {name!r} has shape {arr.shape}, this Book has {mine.shape}")
+        self._space = {}
         for name in STATE_ARRAYS:
             arr = arrays[name]
             if name in _TABLES:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from consumers.hashtable import id_find, id_insert_new, id_slot, pair_insert
+from consumers.hashtable import id_find, id_insert_new, id_slot, pair_insert, pair_slot
 from consumers.prefetch import prefetch_item, prefetch_span
 from oms.states import ORDER_ACKED, OrderEvent, OrderState, TradingState
 from sequencer.codes import Anomaly
@@ -205,6 +205,7 @@ def _reset(pos, vpos, cost, ref_px, a, v, i, new_qty, px):
 # Prefetch distances in records (see apply_batch): far enough ahead for a miss to resolve
 # (~100-200 ns on the benchmark VM, a few events), near enough that the lines are still cached.
 PF_SLOT = 16
+PF_REC = 24
 PF_ROW = 8
 
 
@@ -228,11 +229,18 @@ def apply_batch(
     n_blk = counts[4]
     n = len(recs)
     for r in range(n):
-        # Two-stage prefetch (hints only): the index slot of the record PF_SLOT ahead, then,
-        # once that line has arrived, the id and order row the slot of the record PF_ROW
-        # ahead points to (a colliding or empty slot just prefetches a harmless line).
+        # Prefetch (hints only): the record PF_REC ahead (check_batch read it, but 512 KB of
+        # records do not all stay in L2); the index slot (and, for a fill, the trade-id set
+        # slot) of the record PF_SLOT ahead; once that slot line has arrived, the id and order
+        # row the slot of the record PF_ROW ahead points to (a colliding or empty slot just
+        # prefetches a harmless line).
+        if r + PF_REC < n:
+            prefetch_span(recs, _u(r + PF_REC))
         if r + PF_SLOT < n:
-            prefetch_item(ord_table, id_slot(recs[_u(r + PF_SLOT)].order_id, ord_shift))
+            ahead_rec = recs[_u(r + PF_SLOT)]
+            prefetch_item(ord_table, id_slot(ahead_rec.order_id, ord_shift))
+            if ahead_rec.kind == K_FILL:
+                prefetch_item(tr_table, _u(4 * pair_slot(ahead_rec.venue, ahead_rec.aux1, tr_shift)))
         if r + PF_ROW < n:
             ahead = np.int64(ord_table[id_slot(recs[_u(r + PF_ROW)].order_id, ord_shift)])
             if ahead != 0:

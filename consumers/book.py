@@ -96,6 +96,7 @@ class Book:
         self._space: dict[str, np.ndarray] = {}
         self._build_order_index(table_capacity(capacity))
         self._build_trade_set()
+        self._set_room()
 
     # -- sizes -------------------------------------------------------------------------
     @property
@@ -126,15 +127,19 @@ class Book:
             raise TypeError(f"records must have RECORD_DTYPE, got {records.dtype}")
         if len(records) == 0:
             return
+        n_ord, n_an, n_tr, seq, blocks = self.counts.tolist()
         a, i, v = self.shape
-        bad, err, n_new, n_fill, n_events = check_batch(records, self.applied_seq + 1, a, i, v)
+        bad, err, n_new, n_fill, n_events = check_batch(records, seq + 1, a, i, v)
         if bad >= 0:
             rec = records[bad]
             raise BookError(
                 f"record {bad} of the batch (seq {int(rec['seq'])}, kind {int(rec['kind'])}): {BATCH_ERRORS[err]}"
                 f" [applied_seq {self.applied_seq}, shape A,I,V={self.shape}]"
             )
-        self._reserve(n_new, n_fill, n_events)
+        # The common case, no table to grow, in four int comparisons (_reserve costs ~4 us).
+        room = self._room
+        if n_ord + n_new > room[0] or n_an + n_events > room[1] or n_tr + n_fill > room[2] or blocks + n_fill > room[3]:
+            self._reserve(n_new, n_fill, n_events)
         apply_batch(
             records, self.pos, self.vpos, self.cost, self.rpnl, self.open_buy, self.open_sell,
             self.open_orders, self.ref_px, self.ref_ts, self.tstate_all, self.tstate_acct,
@@ -167,6 +172,13 @@ class Book:
             cap = max(2 * tr_cap, table_capacity(blocks))
             self._tr_shift = table_shift(cap)
             self._tr_table = grow_pair_table(self._tr_table, cap, self._tr_shift)
+        self._set_room()
+
+    def _set_room(self) -> None:
+        """Cache the counts up to which :meth:`_reserve` would grow nothing: (orders, anomalies,
+        trades, trade-set blocks), each the largest ``count + batch's worst case`` that fits."""
+        orders = min(len(self.orders), len(self._ids), len(self._ord_table) // 2, MAX_ROWS)
+        self._room = (orders, len(self.anomalies), len(self.trades), len(self._tr_table) // 8)
 
     def _grow(self, name: str, used: int, want: int) -> None:
         """Grow table ``name`` to at least ``want`` rows keeping its first ``used`` (see ``consumers.reservation``)."""
@@ -256,3 +268,4 @@ class Book:
         self._ids = self.orders["order_id"].copy()
         self._build_order_index(table_capacity(self.n_orders))
         self._build_trade_set()
+        self._set_room()

@@ -141,24 +141,27 @@ def muldiv_floor(c, q, d):
 
     Exact when ``c * q`` fits in int64, or when ``q <= d`` and ``d * q < 2**63``.
 
-    64-bit integer divisions cost 40-90 cycles each, so: closing all of ``d`` is ``c`` itself;
-    when ``|c * q|`` and ``d`` are under 2**53 (the float estimate, off by far less than its
-    margin, is under 2e15) a float division: ``n = c * q`` and ``d`` are then exact doubles
-    and ``n / d`` is correctly rounded, and rounding is monotonic and keeps integers, so its
-    floor is the true floor ``k`` or, when the quotient rounded up onto ``k + 1``, one more,
-    which one multiply detects; when ``c * q`` surely fits in int64 (estimate under
-    4e18 < 2**63) one integer floor division; otherwise the split form, which only forms
-    ``c // d * q`` (at most ``|c|`` when ``q <= d``) and ``(c % d) * q < d * q``.
+    64-bit integer divisions cost 40-90 cycles each, so: closing all of ``d`` is ``c`` itself.
+    When ``c * q`` surely fits in int64 (the float estimate, off by far less than its margin,
+    is under 4e18 < 2**63) ``n = c * q`` is exact; if moreover ``d < 2**53`` (an exact
+    double) and the quotient is under ~1e15, a float division: ``float(n) / d`` is within a
+    relative 2**-52 of ``n / d``, i.e. within 0.25 of it, so its floor ``k`` is the true floor
+    or one off either way, and the exact int64 remainder ``n - k * d`` says which. Otherwise
+    one integer floor division, or, when ``c * q`` could overflow, the split form, which only
+    forms ``c // d * q`` (at most ``|c|`` when ``q <= d``) and ``(c % d) * q < d * q``.
     """
     if q == d:
         return c
     est = abs(float(c)) * float(q)
-    if est < 2.0e15 and d < _EXACT_FLOAT:
-        n = c * q
-        k = np.int64(np.floor(float(n) / float(d)))
-        return k - 1 if k * d > n else k
     if est < 4.0e18:
-        return c * q // d
+        n = c * q
+        if d < _EXACT_FLOAT and est < 1.0e15 * float(d):
+            k = np.int64(np.floor(float(n) / float(d)))
+            r = n - k * d
+            if r < 0:
+                return k - 1
+            return k + 1 if r >= d else k
+        return n // d
     return c // d * q + (c % d) * q // d
 
 

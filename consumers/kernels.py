@@ -8,16 +8,13 @@ plain-Python reference with identical semantics; tests compare every array of th
 Table layouts (``ORDER_DTYPE``, ``ANOMALY_DTYPE``, ``TRADE_DTYPE``) live here because the
 kernel is what defines them. Event semantics are documented in ``docs/fold.md``.
 
-The kernel inlines ``consumers.hashtable``'s slot functions and ``consumers.prefetch``'s
-intrinsics, but numba's ``cache=True`` only checks this file's timestamp: a change to the
-hashing (or the intrinsics) must touch this file too (or the old compiled kernel is loaded
-and probes the tables with the old hash).
+The kernel inlines ``consumers.hashtable``'s slot functions, ``consumers.money``'s
+functions and ``consumers.prefetch``'s intrinsics, but numba's ``cache=True`` only checks
+this file's timestamp: a change to any of them must touch this file too (or the old
+compiled kernel is loaded and, e.g., probes the tables with the old hash).
 
-Money is exact: position ``pos`` in lots, cost basis ``cost`` and realized PnL ``rpnl`` in
-ticks x lots (int64), average-cost method. When a position is reduced by ``q`` lots, the cost
-removed is ``floor(cost * q / |pos|)`` computed without overflow as
-``cost // |pos| * q + (cost % |pos|) * q // |pos|``; closing the whole position removes the
-whole cost, so a round trip back to flat realizes exactly ``sum(sells) - sum(buys)``.
+Money is exact (``consumers.money``, inlined here too): position ``pos`` in lots, cost basis
+``cost`` and realized PnL ``rpnl`` in ticks x lots (int64), average-cost method.
 """
 
 from __future__ import annotations
@@ -26,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from consumers.hashtable import id_find, id_insert_new, id_slot, pair_insert, pair_slot
+from consumers.money import moved, muldiv_floor
 from consumers.prefetch import prefetch_item, prefetch_span
 from oms.states import ORDER_ACKED, OrderEvent, OrderState, TradingState
 from sequencer.codes import Anomaly
@@ -130,54 +128,6 @@ def check_batch(recs, first_seq, n_acc, n_ins, n_ven):
         if k <= K_CANCEL:
             n_order += 1
     return -1, 0, n_new, n_fill, n_order
-
-
-_EXACT_FLOAT = 2**53  # integers below this are exact doubles
-
-
-@njit(cache=True, inline="always")
-def muldiv_floor(c, q, d):
-    """``floor(c * q / d)`` for ``q >= 0``, ``d > 0``.
-
-    Exact when ``c * q`` fits in int64, or when ``q <= d`` and ``d * q < 2**63``.
-
-    64-bit integer divisions cost 40-90 cycles each, so: closing all of ``d`` is ``c`` itself.
-    When ``c * q`` surely fits in int64 (the float estimate, off by far less than its margin,
-    is under 4e18 < 2**63) ``n = c * q`` is exact; if moreover ``d < 2**53`` (an exact
-    double) and the quotient is under ~1e15, a float division: ``float(n) / d`` is within a
-    relative 2**-52 of ``n / d``, i.e. within 0.25 of it, so its floor ``k`` is the true floor
-    or one off either way, and the exact int64 remainder ``n - k * d`` says which. Otherwise
-    one integer floor division, or, when ``c * q`` could overflow, the split form, which only
-    forms ``c // d * q`` (at most ``|c|`` when ``q <= d``) and ``(c % d) * q < d * q``.
-    """
-    if q == d:
-        return c
-    est = abs(float(c)) * float(q)
-    if est < 4.0e18:
-        n = c * q
-        if d < _EXACT_FLOAT and est < 1.0e15 * float(d):
-            k = np.int64(np.floor(float(n) / float(d)))
-            r = n - k * d
-            if r < 0:
-                return k - 1
-            return k + 1 if r >= d else k
-        return n // d
-    return c // d * q + (c % d) * q // d
-
-
-@njit(cache=True, inline="always")
-def _moved(p, c, dq, px):
-    """``(cost, realized)`` after a signed fill of ``dq`` lots at ``px`` ticks on position ``p``
-    with cost ``c`` (average-cost method): the new cost basis and the PnL it realizes."""
-    if p == 0 or (p > 0) == (dq > 0):
-        return c + px * dq, 0
-    ap = abs(p)
-    close = min(ap, abs(dq))
-    removed = muldiv_floor(c, close, ap)
-    realized = (px * close if p > 0 else -px * close) - removed
-    if abs(dq) > ap:
-        return px * (p + dq), realized
-    return c - removed, realized
 
 
 @njit(cache=True, inline="always")
@@ -289,7 +239,7 @@ def apply_batch(
             # refcount increment and decrement per call, which serialize the loop's loads.
             dq = q if side == 1 else -q
             p = pos[a, i]
-            c, realized = _moved(p, cost[a, i], dq, px)
+            c, realized = moved(p, cost[a, i], dq, px)
             pos[a, i] = p + dq
             cost[a, i] = c
             rpnl[a, i] += realized

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.book import STATE_ARRAYS, Book, BookError
-from consumers.kernels import muldiv_floor
+from consumers.money import muldiv_floor
 from consumers.kernels_ref import RefBook
 from sequencer.protocol import RECORD_DTYPE, Kind
 

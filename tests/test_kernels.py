@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.book import STATE_ARRAYS, Book, BookError
-from consumers.kernels import muldiv_floor
+from consumers.money import muldiv_floor
 from consumers.kernels_ref import RefBook
 from sequencer.protocol import RECORD_DTYPE, Kind
 
@@ -152,6 +152,15 @@ def test_muldiv_floor_when_large_operands_then_exact_floor(c, d, q):
 )
 def test_muldiv_floor_when_compiled_int64_then_exact_floor_on_both_paths(c, d, frac):
     q = int(d * frac)
+    assert muldiv_floor(np.int64(c), np.int64(q), np.int64(d)) == (c * q) // d
+
+
+@settings(max_examples=300, deadline=None)
+@given(k=st.integers(-(2**40), 2**40), d=st.integers(1, 2**20), delta=st.integers(-3, 3), q=st.sampled_from([1, 1, 2, 3, 1000]))
+def test_muldiv_floor_when_quotient_next_to_an_integer_then_float_path_exact(k, d, delta, q):
+    """The float-division path (quotient under 1e15; c * q up to 2**60, so not always an exact
+    double): quotients just below or above an integer."""
+    c = (k * d + delta) // q
     assert muldiv_floor(np.int64(c), np.int64(q), np.int64(d)) == (c * q) // d
 
 

@@ -21,6 +21,7 @@ import zmq
 from sequencer.acks import encode_acks
 from sequencer.codes import ResultCode
 from sequencer.ingest import check_ingest_frame, describe_error, ingest_count, validate_drain
+from sequencer.ingest_headers import gather_frames
 from sequencer.messages import IngestReply
 from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameError
 from sequencer.runs import frame_runs
@@ -51,15 +52,18 @@ def error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index:
 
 
 class _Drain:
-    """One drain of the ingest socket: its messages, the frames to validate, the early replies."""
+    """One drain of the ingest socket: its messages, the accepted frames' records, the early replies."""
 
-    __slots__ = ("idents", "groups", "bufs", "starts", "rejected")
+    __slots__ = ("idents", "groups", "buf", "starts", "starts_arr", "rejected")
 
     def __init__(self) -> None:
         self.idents: dict[bytes, int] = {}  # producer socket identity -> its group
         self.groups: list[int] = []  # per message, in arrival order: its identity's group
-        self.bufs: list = []  # the frames that passed the header checks, in arrival order
-        self.starts: list[int] = [0]  # their record offsets in the drain
+        # HEADER_SIZE bytes of room for the stamped header, then the records of the frames that
+        # passed the header checks, in arrival order (the stamp, journal and publish use it as is).
+        self.buf: bytearray | None = None
+        self.starts: list[int] = [0]  # the accepted frames' record offsets in buf
+        self.starts_arr: np.ndarray | None = None  # the same as an int64 array, when at hand
         self.rejected: dict[int, IngestReply] = {}  # message index -> reply, for the others
 
 
@@ -73,10 +77,11 @@ class IngestLoop(OneFrameDrain):
         taken = len(d.groups)
         if not taken:
             return 0
-        if ONE_FRAME_PATH and len(d.bufs) == 1 and not d.rejected:
+        nframes = len(d.starts) - 1
+        if ONE_FRAME_PATH and nframes == 1 and not d.rejected:
             self._drain_one(d)
             return taken
-        frame_replies = self._process(d) if d.bufs else []
+        frame_replies = self._process(d) if nframes else []
         if not d.rejected and isinstance(frame_replies, tuple):
             buf, offsets = frame_replies
             for ident, g in d.idents.items():
@@ -90,43 +95,93 @@ class IngestLoop(OneFrameDrain):
 
     def _receive(self, one: bool = False) -> _Drain:
         """Take up to ``max_batch_records`` records worth of ingest messages without blocking
-        (with ``one``, the first message only: the run loop asks the socket after the drain)."""
+        (with ``one``, the first message only: the run loop asks the socket after the drain),
+        then sort them (:meth:`_sort`)."""
         sock = self._ingest
         recv = sock.recv
         limit = self.config.max_batch_records
-        d = _Drain()
-        idents, groups, bufs, starts = d.idents, d.groups, d.bufs, d.starts
-        failed = self.journal_failed
-        nrec = 0
-        while nrec < limit:
-            n = len(groups)
-            if n == 1 and (one or not _base_get(sock, _EVENTS) & _POLLIN):
-                # Most drains at moderate rates hold one frame: asking the socket is about half
-                # the cost of the zmq.Again exception that ends a drain otherwise.
-                break
+        idents: list[bytes] = []
+        parts: list = []
+        rejected: dict[int, IngestReply] = {}
+        left = limit * RECORD_SIZE  # record bytes still wanted
+        # Per message only what must be: the two receives and the part check; the header
+        # checks run over the whole drain afterwards (one numba call for a large drain).
+        for n in range(limit):  # every frame that counts holds a record at least
             try:
                 ident = recv(_NOBLOCK)
             except zmq.Again:
                 break
-            g = idents.get(ident)
-            if g is None:
-                g = idents[ident] = len(idents)
-            groups.append(g)
+            idents.append(ident)
             # A ROUTER message is delivered whole: the parts after the identity are there.
             # copy=False: Frame.more is far cheaper than getsockopt(RCVMORE).
             part = recv(_NOBLOCK, copy=False)
             if part.more:
-                d.rejected[n] = self._bad_message(sock, part)
+                rejected[n] = self._bad_message(sock, part)
+                parts.append(b"")
+            else:
+                parts.append(part)
+                left -= len(part) - HEADER_SIZE
+                if left <= 0:
+                    break
+            if not n and (one or not _base_get(sock, _EVENTS) & _POLLIN):
+                # Most drains at moderate rates hold one frame: asking the socket is about half
+                # the cost of the zmq.Again exception that ends a drain otherwise.
+                break
+        return self._sort(idents, parts, rejected)
+
+    def _sort(self, idents: list[bytes], parts: list, rejected: dict[int, IngestReply]) -> _Drain:
+        """The drain's groups by producer socket, its accepted frames' records gathered into
+        ``buf`` and the replies to the frames that failed the header checks."""
+        d = _Drain()
+        d.rejected = rejected
+        m = len(idents)
+        if not m:
+            return d
+        first = idents[0]
+        if idents.count(first) == m:
+            d.idents, d.groups = {first: 0}, [0] * m
+        else:
+            index: dict[bytes, int] = {}
+            d.groups = [index.setdefault(i, len(index)) for i in idents]
+            d.idents = index
+        if self.journal_failed:
+            for n, part in enumerate(parts):
+                if n not in rejected:
+                    rejected[n] = self._bad_frame(part.buffer)
+        elif m < BATCH_PATH_MIN_FRAMES:
+            self._sort_few(d, parts)
+        else:
+            # One numba call checks every header and checksum and gathers the records.
+            ends = np.fromiter(map(len, parts), np.int64, m).cumsum()
+            d.buf, counts, d.starts_arr = gather_frames(b"".join(parts), ends)
+            d.starts = d.starts_arr.tolist()
+            if len(d.starts) - 1 + len(rejected) < m:
+                for n in np.flatnonzero(counts == 0).tolist():
+                    if n not in rejected:
+                        rejected[n] = self._bad_frame(parts[n].buffer)
+        return d
+
+    def _sort_few(self, d: _Drain, parts: list) -> None:
+        """:meth:`_sort` for a drain of a few messages: ``ingest_count`` frame by frame."""
+        bufs = []
+        starts = d.starts
+        nrec = 0
+        for n, part in enumerate(parts):
+            if n in d.rejected:
                 continue
             buf = part.buffer
             count = ingest_count(buf)
-            if not count or failed:
+            if not count:
                 d.rejected[n] = self._bad_frame(buf)
                 continue
             bufs.append(buf)
             nrec += count
             starts.append(nrec)
-        return d
+        if len(bufs) == 1:
+            d.buf = bytearray(bufs[0])  # its ingest header is overwritten by the stamp
+        elif bufs:
+            # The first frame's ingest header is the room for the stamped header.
+            d.buf = bytearray().join([bufs[0], *[b[HEADER_SIZE:] for b in bufs[1:]]])
 
     def _bad_message(self, sock: zmq.Socket, part: zmq.Frame) -> IngestReply:
         extra = 1
@@ -173,22 +228,18 @@ class IngestLoop(OneFrameDrain):
         Returns the encoded acks ``(buf, offsets)`` of :func:`encode_acks` when the batch path
         stamped every frame, else the list of replies to the frames in arrival order.
         """
-        bufs = d.bufs
-        if len(bufs) == 1:
-            buf = bytearray(bufs[0])  # its ingest header is overwritten by the stamp
-        else:
-            # The first frame's ingest header is the room for the stamped header.
-            buf = bytearray().join([bufs[0], *[b[HEADER_SIZE:] for b in bufs[1:]]])
-        starts = np.array(d.starts, np.int64)
+        buf = d.buf
+        starts = d.starts_arr if d.starts_arr is not None else np.array(d.starts, np.int64)
         nrec = d.starts[-1]
+        nframes = len(d.starts) - 1
         info = validate_drain(buf, starts, nrec, self._masks)
         # A few frames cost less one by one than the batch path's numba calls and arrays.
-        runs = frame_runs(info, starts) if len(bufs) >= BATCH_PATH_MIN_FRAMES else None
+        runs = frame_runs(info, starts) if nframes >= BATCH_PATH_MIN_FRAMES else None
         if runs is not None:
             runs_list = runs.tolist()
             if self._all_new(runs_list):
                 return self._commit_batch(buf, d, starts, info, runs_list)
-        return self._process_frames(buf, bufs, d.starts, nrec, info.tolist())
+        return self._process_frames(buf, nframes, d.starts, nrec, info.tolist())
 
     def _all_new(self, runs: list[list[int]]) -> bool:
         """Whether each run starts above its producer's highest stamped seq (earlier runs included)."""
@@ -221,7 +272,8 @@ class IngestLoop(OneFrameDrain):
             else:
                 for f in range(lo, hi):
                     self._dedup_frame(buf, d.starts[f], d.starts[f + 1] - d.starts[f], producer, first + d.starts[f], epoch)
-        groups = np.array(d.groups, np.int64)
+        # One producer socket (the usual case): no list of group numbers to convert.
+        groups = np.zeros(len(d.groups), np.int64) if len(d.idents) == 1 else np.array(d.groups, np.int64)
         return encode_acks(groups, len(d.idents), info[:, 4], info[:, 5], seqs[:-1], seqs[1:] - 1, epoch)
 
     def _dedup_frame(self, buf: bytearray, lo: int, count: int, producer: int, seq: int, epoch: int) -> None:
@@ -232,16 +284,16 @@ class IngestLoop(OneFrameDrain):
         """The batch path's replies as tuples (a drain that also holds rejected messages)."""
         seq0 = self.next_seq - d.starts[-1]
         epoch = self.epoch
+        starts = d.starts
+        pseqs = np.frombuffer(d.buf, RECORD_DTYPE, count=starts[-1], offset=HEADER_SIZE)["producer_seq"]
         out = []
-        for f, buf in enumerate(d.bufs):
-            lo, hi = d.starts[f], d.starts[f + 1]
-            recs = np.frombuffer(buf, RECORD_DTYPE, count=hi - lo, offset=HEADER_SIZE)["producer_seq"]
-            out.append((True, 0, "OK", int(recs[0]), int(recs[-1]), epoch, seq0 + lo, seq0 + hi - 1, False, -1, ""))
+        for f in range(len(starts) - 1):
+            lo, hi = starts[f], starts[f + 1]
+            out.append((True, 0, "OK", int(pseqs[lo]), int(pseqs[hi - 1]), epoch, seq0 + lo, seq0 + hi - 1, False, -1, ""))
         return out
 
-    def _process_frames(self, buf: bytearray, bufs: list, starts_list: list[int], nrec: int, info: list) -> list:
+    def _process_frames(self, buf: bytearray, nframes: int, starts_list: list[int], nrec: int, info: list) -> list:
         """The frame path: decide frame by frame (bad, duplicate, late, new); replies in arrival order."""
-        nframes = len(bufs)
         counts = [starts_list[f + 1] - starts_list[f] for f in range(nframes)]
         replies: list = [None] * nframes
         accepted: list[int] = []

@@ -5,9 +5,11 @@ drain of the ingest ROUTER. A drain of at least ``BATCH_PATH_MIN_FRAMES`` frames
 valid and new, takes the *batch path*: a few numba calls over the whole drain and Python
 work per producer run, not per frame (:func:`sequencer.runs.frame_runs`,
 :func:`sequencer.acks.encode_acks`). A drain of one frame that is valid and new takes the
-*one-frame path*: one numba call validates and stamps it (:mod:`sequencer.stamp_one`). Anything else (a small drain, a bad frame, a duplicate,
+*one-frame path*: one numba call validates and stamps it (:mod:`sequencer.stamp_one`). Anything
+else (a small drain, a bad frame, a duplicate,
 a late frame, a journal failure) takes the *frame path*, which decides frame by frame. Both
-give the same replies, stamps and journal.
+give the same replies, stamps and journal. The drain's messages are taken and sorted by
+:class:`sequencer.service_receive.IngestReceive`.
 """
 
 from __future__ import annotations
@@ -20,25 +22,21 @@ import zmq
 
 from sequencer.acks import encode_acks
 from sequencer.codes import ResultCode
-from sequencer.ingest import check_ingest_frame, describe_error, ingest_count, validate_drain
-from sequencer.ingest_headers import gather_frames
+from sequencer.ingest import describe_error, validate_drain
 from sequencer.messages import IngestReply
-from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameError
+from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE
 from sequencer.runs import frame_runs
 from sequencer.service_one import OneFrameDrain
+from sequencer.service_receive import IngestReceive, _Drain, error_reply
 from sequencer.stamp import stamp_frame
 
 __all__ = ["IngestLoop", "error_reply", "BATCH_PATH_MIN_FRAMES", "ONE_FRAME_PATH"]
 
 _NOBLOCK = int(zmq.NOBLOCK)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 _SNDMORE = int(zmq.SNDMORE)
 # The Cython send, without the Python wrapper of zmq.Socket.send (half the cost per call);
 # plain int flags, because enum flag arithmetic costs more than the send itself.
 _base_send = zmq.backend.Socket.send
-# Likewise the Cython getsockopt (about 0.8 us less per call than zmq.Socket.getsockopt).
-_base_get = zmq.backend.Socket.get
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
 BATCH_PATH_MIN_FRAMES = 4
@@ -46,28 +44,7 @@ BATCH_PATH_MIN_FRAMES = 4
 ONE_FRAME_PATH = True
 
 
-def error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
-    """A failed :class:`IngestReply`."""
-    return IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message)
-
-
-class _Drain:
-    """One drain of the ingest socket: its messages, the accepted frames' records, the early replies."""
-
-    __slots__ = ("idents", "groups", "buf", "starts", "starts_arr", "rejected")
-
-    def __init__(self) -> None:
-        self.idents: dict[bytes, int] = {}  # producer socket identity -> its group
-        self.groups: list[int] = []  # per message, in arrival order: its identity's group
-        # HEADER_SIZE bytes of room for the stamped header, then the records of the frames that
-        # passed the header checks, in arrival order (the stamp, journal and publish use it as is).
-        self.buf: bytearray | None = None
-        self.starts: list[int] = [0]  # the accepted frames' record offsets in buf
-        self.starts_arr: np.ndarray | None = None  # the same as an int64 array, when at hand
-        self.rejected: dict[int, IngestReply] = {}  # message index -> reply, for the others
-
-
-class IngestLoop(OneFrameDrain):
+class IngestLoop(IngestReceive, OneFrameDrain):
     """Mixin: the ingest drain of the sequencer (state lives on the Sequencer)."""
 
     def _drain_ingest(self, one: bool = False) -> int:
@@ -92,118 +69,6 @@ class IngestLoop(OneFrameDrain):
             frame_replies = self._batch_replies_as_list(d)
         self._send_replies(d, frame_replies)
         return taken
-
-    def _receive(self, one: bool = False) -> _Drain:
-        """Take up to ``max_batch_records`` records worth of ingest messages without blocking
-        (with ``one``, the first message only: the run loop asks the socket after the drain),
-        then sort them (:meth:`_sort`)."""
-        sock = self._ingest
-        recv = sock.recv
-        limit = self.config.max_batch_records
-        idents: list[bytes] = []
-        parts: list = []
-        rejected: dict[int, IngestReply] = {}
-        left = limit * RECORD_SIZE  # record bytes still wanted
-        # Per message only what must be: the two receives and the part check; the header
-        # checks run over the whole drain afterwards (one numba call for a large drain).
-        for n in range(limit):  # every frame that counts holds a record at least
-            try:
-                ident = recv(_NOBLOCK)
-            except zmq.Again:
-                break
-            idents.append(ident)
-            # A ROUTER message is delivered whole: the parts after the identity are there.
-            # copy=False: Frame.more is far cheaper than getsockopt(RCVMORE).
-            part = recv(_NOBLOCK, copy=False)
-            if part.more:
-                rejected[n] = self._bad_message(sock, part)
-                parts.append(b"")
-            else:
-                parts.append(part)
-                left -= len(part) - HEADER_SIZE
-                if left <= 0:
-                    break
-            if not n and (one or not _base_get(sock, _EVENTS) & _POLLIN):
-                # Most drains at moderate rates hold one frame: asking the socket is about half
-                # the cost of the zmq.Again exception that ends a drain otherwise.
-                break
-        return self._sort(idents, parts, rejected)
-
-    def _sort(self, idents: list[bytes], parts: list, rejected: dict[int, IngestReply]) -> _Drain:
-        """The drain's groups by producer socket, its accepted frames' records gathered into
-        ``buf`` and the replies to the frames that failed the header checks."""
-        d = _Drain()
-        d.rejected = rejected
-        m = len(idents)
-        if not m:
-            return d
-        first = idents[0]
-        if idents.count(first) == m:
-            d.idents, d.groups = {first: 0}, [0] * m
-        else:
-            index: dict[bytes, int] = {}
-            d.groups = [index.setdefault(i, len(index)) for i in idents]
-            d.idents = index
-        if self.journal_failed:
-            for n, part in enumerate(parts):
-                if n not in rejected:
-                    rejected[n] = self._bad_frame(part.buffer)
-        elif m < BATCH_PATH_MIN_FRAMES:
-            self._sort_few(d, parts)
-        else:
-            # One numba call checks every header and checksum and gathers the records.
-            ends = np.fromiter(map(len, parts), np.int64, m).cumsum()
-            d.buf, counts, d.starts_arr = gather_frames(b"".join(parts), ends)
-            d.starts = d.starts_arr.tolist()
-            if len(d.starts) - 1 + len(rejected) < m:
-                for n in np.flatnonzero(counts == 0).tolist():
-                    if n not in rejected:
-                        rejected[n] = self._bad_frame(parts[n].buffer)
-        return d
-
-    def _sort_few(self, d: _Drain, parts: list) -> None:
-        """:meth:`_sort` for a drain of a few messages: ``ingest_count`` frame by frame."""
-        bufs = []
-        starts = d.starts
-        nrec = 0
-        for n, part in enumerate(parts):
-            if n in d.rejected:
-                continue
-            buf = part.buffer
-            count = ingest_count(buf)
-            if not count:
-                d.rejected[n] = self._bad_frame(buf)
-                continue
-            bufs.append(buf)
-            nrec += count
-            starts.append(nrec)
-        if len(bufs) == 1:
-            d.buf = bytearray(bufs[0])  # its ingest header is overwritten by the stamp
-        elif bufs:
-            # The first frame's ingest header is the room for the stamped header.
-            d.buf = bytearray().join([bufs[0], *[b[HEADER_SIZE:] for b in bufs[1:]]])
-
-    def _bad_message(self, sock: zmq.Socket, part: zmq.Frame) -> IngestReply:
-        extra = 1
-        while part.more:
-            part = sock.recv(_NOBLOCK, copy=False)
-            extra += 1
-        return self._reject(ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}")
-
-    def _bad_frame(self, buf: memoryview) -> IngestReply:
-        """The reply to a frame that failed the header checks, or to any frame after a journal failure."""
-        try:
-            count = check_ingest_frame(buf)
-        except FrameError as exc:
-            return self._reject(exc.code, exc.message)
-        recs = np.frombuffer(buf, RECORD_DTYPE, count=count, offset=HEADER_SIZE)
-        self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-        return error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
-                           int(recs["producer_seq"][0]), int(recs["producer_seq"][-1]), -1, self.epoch)
-
-    def _reject(self, code: ResultCode, message: str) -> IngestReply:
-        self._count_error(code)
-        return error_reply(code, message, epoch=self.epoch)
 
     def _send_replies(self, d: _Drain, frame_replies: list) -> None:
         """One msgpack array of replies per producer socket, in arrival order."""

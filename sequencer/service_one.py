@@ -18,7 +18,7 @@ import zmq
 from sequencer.stamp_one import frame_producer, validate_stamp_one
 
 if TYPE_CHECKING:
-    from sequencer.service_ingest import _Drain
+    from sequencer.service_receive import _Drain
 
 __all__ = ["OneFrameDrain"]
 

@@ -32,7 +32,7 @@ try:  # the ingest drain's own module, where it has one
 except ImportError:
     _ingest_module = service
 _STAGES = tuple((name, _ingest_module, attr) for name, attr in (
-    ("validate", "validate_drain"), ("runs", "frame_runs"), ("stamp", "stamp_frame"), ("zmq_send", "_base_send"),
+    ("validate", "validate_drain"), ("gather", "gather_frames"), ("runs", "frame_runs"), ("stamp", "stamp_frame"), ("zmq_send", "_base_send"),
     ("reply_encode", "_reply_encoder"), ("acks_encode", "encode_acks"),
 ) if hasattr(_ingest_module, attr))
 try:  # the one-frame drain's module, where it has one
@@ -87,7 +87,7 @@ def measure(drain: int, batch: int, rounds: int) -> dict[str, float]:
         journal.append_stamped = _wrap(totals, "journal", journal.append_stamped)
         if seq._hwm_writer is not None:
             seq._hwm_writer.write = _wrap(totals, "hwm_file", seq._hwm_writer.write)
-        for stage in ("_receive", "_process", "_commit", "_acknowledge", "_commit_batch", "_commit_frames",
+        for stage in ("_receive", "_sort", "_process", "_commit", "_acknowledge", "_commit_batch", "_commit_frames",
                       "_stamp_journal_publish", "_process_frames", "_drain_one", "_journal_publish"):
             if hasattr(seq, stage):
                 setattr(seq, stage, _wrap(totals, stage.strip("_"), getattr(seq, stage)))

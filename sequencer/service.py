@@ -32,6 +32,7 @@ from sequencer.config import SequencerConfig
 from sequencer.dedup import DedupTable
 from sequencer.hwm_file import HwmFileWriter
 from sequencer.ingest import Masks, validate_drain
+from sequencer.ingest_headers import gather_frames
 from sequencer.journal import Journal
 from sequencer.log import get_logger
 from sequencer.messages import StatusReply
@@ -138,6 +139,7 @@ class Sequencer(IngestLoop):
         frame_runs(info, starts)
         stamp_frame(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 1, 0, 1, np.zeros(256, np.int64))
         encode_acks(np.zeros(2, np.int64), 1, info[:, 4], info[:, 5], starts[:-1], starts[1:] - 1, 1)
+        gather_frames(bytes(HEADER_SIZE + RECORD_SIZE), np.array([HEADER_SIZE + RECORD_SIZE], np.int64))
         validate_stamp_one(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 0, 0, 1, 0, 1, self._masks,
                            np.zeros(256, np.int64), self._one_starts, self._one_info)
         # Everything loaded so far (numba, llvmlite, the registry) lives as long as the process:
@@ -145,6 +147,9 @@ class Sequencer(IngestLoop):
         # loop's CPU at 50k frames/s went to the collector before).
         gc.collect()
         gc.freeze()
+        # A drain keeps one zmq.Frame (a tracked object) per message alive until it is answered:
+        # with a first generation larger than a full drain, draining triggers no collection.
+        gc.set_threshold(2 * cfg.max_batch_records + 1000)
         self._started_at = time.monotonic()
         self._log.info(
             "sequencer started: ingest=%s publish=%s hwm=%s replay=%s journal=%s durability=%s resume_seq=%d",

@@ -5,9 +5,11 @@ drain of the ingest ROUTER. A drain of at least ``BATCH_PATH_MIN_FRAMES`` frames
 valid and new, takes the *batch path*: a few numba calls over the whole drain and Python
 work per producer run, not per frame (:func:`sequencer.runs.frame_runs`,
 :func:`sequencer.acks.encode_acks`). A drain of one frame that is valid and new takes the
-*one-frame path*: one numba call validates and stamps it (:mod:`sequencer.stamp_one`). Anything else (a small drain, a bad frame, a duplicate,
+*one-frame path*: one numba call validates and stamps it (:mod:`sequencer.stamp_one`). Anything
+else (a small drain, a bad frame, a duplicate,
 a late frame, a journal failure) takes the *frame path*, which decides frame by frame. Both
-give the same replies, stamps and journal.
+give the same replies, stamps and journal. The drain's messages are taken and sorted by
+:class:`sequencer.service_receive.IngestReceive`.
 """
 
 from __future__ import annotations
@@ -20,24 +22,21 @@ import zmq
 
 from sequencer.acks import encode_acks
 from sequencer.codes import ResultCode
-from sequencer.ingest import check_ingest_frame, describe_error, ingest_count, validate_drain
+from sequencer.ingest import describe_error, validate_drain
 from sequencer.messages import IngestReply
-from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameError
+from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE
 from sequencer.runs import frame_runs
 from sequencer.service_one import OneFrameDrain
+from sequencer.service_receive import IngestReceive, _Drain, error_reply
 from sequencer.stamp import stamp_frame
 
 __all__ = ["IngestLoop", "error_reply", "BATCH_PATH_MIN_FRAMES", "ONE_FRAME_PATH"]
 
 _NOBLOCK = int(zmq.NOBLOCK)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 _SNDMORE = int(zmq.SNDMORE)
 # The Cython send, without the Python wrapper of zmq.Socket.send (half the cost per call);
 # plain int flags, because enum flag arithmetic costs more than the send itself.
 _base_send = zmq.backend.Socket.send
-# Likewise the Cython getsockopt (about 0.8 us less per call than zmq.Socket.getsockopt).
-_base_get = zmq.backend.Socket.get
 _ZERO_COPY_BYTES = 1 << 16
 _reply_encoder = msgspec.msgpack.Encoder()
 BATCH_PATH_MIN_FRAMES = 4
@@ -45,25 +44,7 @@ BATCH_PATH_MIN_FRAMES = 4
 ONE_FRAME_PATH = True
 
 
-def error_reply(code: ResultCode, message: str, p0: int = 0, p1: int = 0, index: int = -1, epoch: int = 0) -> IngestReply:
-    """A failed :class:`IngestReply`."""
-    return IngestReply(False, int(code), code.name, p0, p1, epoch, 0, 0, False, index, message)
-
-
-class _Drain:
-    """One drain of the ingest socket: its messages, the frames to validate, the early replies."""
-
-    __slots__ = ("idents", "groups", "bufs", "starts", "rejected")
-
-    def __init__(self) -> None:
-        self.idents: dict[bytes, int] = {}  # producer socket identity -> its group
-        self.groups: list[int] = []  # per message, in arrival order: its identity's group
-        self.bufs: list = []  # the frames that passed the header checks, in arrival order
-        self.starts: list[int] = [0]  # their record offsets in the drain
-        self.rejected: dict[int, IngestReply] = {}  # message index -> reply, for the others
-
-
-class IngestLoop(OneFrameDrain):
+class IngestLoop(IngestReceive, OneFrameDrain):
     """Mixin: the ingest drain of the sequencer (state lives on the Sequencer)."""
 
     def _drain_ingest(self, one: bool = False) -> int:
@@ -73,10 +54,11 @@ class IngestLoop(OneFrameDrain):
         taken = len(d.groups)
         if not taken:
             return 0
-        if ONE_FRAME_PATH and len(d.bufs) == 1 and not d.rejected:
+        nframes = len(d.starts) - 1
+        if ONE_FRAME_PATH and nframes == 1 and not d.rejected:
             self._drain_one(d)
             return taken
-        frame_replies = self._process(d) if d.bufs else []
+        frame_replies = self._process(d) if nframes else []
         if not d.rejected and isinstance(frame_replies, tuple):
             buf, offsets = frame_replies
             for ident, g in d.idents.items():
@@ -87,68 +69,6 @@ class IngestLoop(OneFrameDrain):
             frame_replies = self._batch_replies_as_list(d)
         self._send_replies(d, frame_replies)
         return taken
-
-    def _receive(self, one: bool = False) -> _Drain:
-        """Take up to ``max_batch_records`` records worth of ingest messages without blocking
-        (with ``one``, the first message only: the run loop asks the socket after the drain)."""
-        sock = self._ingest
-        recv = sock.recv
-        limit = self.config.max_batch_records
-        d = _Drain()
-        idents, groups, bufs, starts = d.idents, d.groups, d.bufs, d.starts
-        failed = self.journal_failed
-        nrec = 0
-        while nrec < limit:
-            n = len(groups)
-            if n == 1 and (one or not _base_get(sock, _EVENTS) & _POLLIN):
-                # Most drains at moderate rates hold one frame: asking the socket is about half
-                # the cost of the zmq.Again exception that ends a drain otherwise.
-                break
-            try:
-                ident = recv(_NOBLOCK)
-            except zmq.Again:
-                break
-            g = idents.get(ident)
-            if g is None:
-                g = idents[ident] = len(idents)
-            groups.append(g)
-            # A ROUTER message is delivered whole: the parts after the identity are there.
-            # copy=False: Frame.more is far cheaper than getsockopt(RCVMORE).
-            part = recv(_NOBLOCK, copy=False)
-            if part.more:
-                d.rejected[n] = self._bad_message(sock, part)
-                continue
-            buf = part.buffer
-            count = ingest_count(buf)
-            if not count or failed:
-                d.rejected[n] = self._bad_frame(buf)
-                continue
-            bufs.append(buf)
-            nrec += count
-            starts.append(nrec)
-        return d
-
-    def _bad_message(self, sock: zmq.Socket, part: zmq.Frame) -> IngestReply:
-        extra = 1
-        while part.more:
-            part = sock.recv(_NOBLOCK, copy=False)
-            extra += 1
-        return self._reject(ResultCode.BAD_MESSAGE, f"expected one frame part, got {extra}")
-
-    def _bad_frame(self, buf: memoryview) -> IngestReply:
-        """The reply to a frame that failed the header checks, or to any frame after a journal failure."""
-        try:
-            count = check_ingest_frame(buf)
-        except FrameError as exc:
-            return self._reject(exc.code, exc.message)
-        recs = np.frombuffer(buf, RECORD_DTYPE, count=count, offset=HEADER_SIZE)
-        self._count_error(ResultCode.JOURNAL_WRITE_FAILED)
-        return error_reply(ResultCode.JOURNAL_WRITE_FAILED, "journal write failed earlier; not accepting input",
-                           int(recs["producer_seq"][0]), int(recs["producer_seq"][-1]), -1, self.epoch)
-
-    def _reject(self, code: ResultCode, message: str) -> IngestReply:
-        self._count_error(code)
-        return error_reply(code, message, epoch=self.epoch)
 
     def _send_replies(self, d: _Drain, frame_replies: list) -> None:
         """One msgpack array of replies per producer socket, in arrival order."""
@@ -173,22 +93,18 @@ class IngestLoop(OneFrameDrain):
         Returns the encoded acks ``(buf, offsets)`` of :func:`encode_acks` when the batch path
         stamped every frame, else the list of replies to the frames in arrival order.
         """
-        bufs = d.bufs
-        if len(bufs) == 1:
-            buf = bytearray(bufs[0])  # its ingest header is overwritten by the stamp
-        else:
-            # The first frame's ingest header is the room for the stamped header.
-            buf = bytearray().join([bufs[0], *[b[HEADER_SIZE:] for b in bufs[1:]]])
-        starts = np.array(d.starts, np.int64)
+        buf = d.buf
+        starts = d.starts_arr if d.starts_arr is not None else np.array(d.starts, np.int64)
         nrec = d.starts[-1]
+        nframes = len(d.starts) - 1
         info = validate_drain(buf, starts, nrec, self._masks)
         # A few frames cost less one by one than the batch path's numba calls and arrays.
-        runs = frame_runs(info, starts) if len(bufs) >= BATCH_PATH_MIN_FRAMES else None
+        runs = frame_runs(info, starts) if nframes >= BATCH_PATH_MIN_FRAMES else None
         if runs is not None:
             runs_list = runs.tolist()
             if self._all_new(runs_list):
                 return self._commit_batch(buf, d, starts, info, runs_list)
-        return self._process_frames(buf, bufs, d.starts, nrec, info.tolist())
+        return self._process_frames(buf, nframes, d.starts, nrec, info.tolist())
 
     def _all_new(self, runs: list[list[int]]) -> bool:
         """Whether each run starts above its producer's highest stamped seq (earlier runs included)."""
@@ -221,7 +137,8 @@ class IngestLoop(OneFrameDrain):
             else:
                 for f in range(lo, hi):
                     self._dedup_frame(buf, d.starts[f], d.starts[f + 1] - d.starts[f], producer, first + d.starts[f], epoch)
-        groups = np.array(d.groups, np.int64)
+        # One producer socket (the usual case): no list of group numbers to convert.
+        groups = np.zeros(len(d.groups), np.int64) if len(d.idents) == 1 else np.array(d.groups, np.int64)
         return encode_acks(groups, len(d.idents), info[:, 4], info[:, 5], seqs[:-1], seqs[1:] - 1, epoch)
 
     def _dedup_frame(self, buf: bytearray, lo: int, count: int, producer: int, seq: int, epoch: int) -> None:
@@ -232,16 +149,16 @@ class IngestLoop(OneFrameDrain):
         """The batch path's replies as tuples (a drain that also holds rejected messages)."""
         seq0 = self.next_seq - d.starts[-1]
         epoch = self.epoch
+        starts = d.starts
+        pseqs = np.frombuffer(d.buf, RECORD_DTYPE, count=starts[-1], offset=HEADER_SIZE)["producer_seq"]
         out = []
-        for f, buf in enumerate(d.bufs):
-            lo, hi = d.starts[f], d.starts[f + 1]
-            recs = np.frombuffer(buf, RECORD_DTYPE, count=hi - lo, offset=HEADER_SIZE)["producer_seq"]
-            out.append((True, 0, "OK", int(recs[0]), int(recs[-1]), epoch, seq0 + lo, seq0 + hi - 1, False, -1, ""))
+        for f in range(len(starts) - 1):
+            lo, hi = starts[f], starts[f + 1]
+            out.append((True, 0, "OK", int(pseqs[lo]), int(pseqs[hi - 1]), epoch, seq0 + lo, seq0 + hi - 1, False, -1, ""))
         return out
 
-    def _process_frames(self, buf: bytearray, bufs: list, starts_list: list[int], nrec: int, info: list) -> list:
+    def _process_frames(self, buf: bytearray, nframes: int, starts_list: list[int], nrec: int, info: list) -> list:
         """The frame path: decide frame by frame (bad, duplicate, late, new); replies in arrival order."""
-        nframes = len(bufs)
         counts = [starts_list[f + 1] - starts_list[f] for f in range(nframes)]
         replies: list = [None] * nframes
         accepted: list[int] = []

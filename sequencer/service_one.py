@@ -18,7 +18,7 @@ import zmq
 from sequencer.stamp_one import frame_producer, validate_stamp_one
 
 if TYPE_CHECKING:
-    from sequencer.service_ingest import _Drain
+    from sequencer.service_receive import _Drain
 
 __all__ = ["OneFrameDrain"]
 
@@ -35,7 +35,7 @@ class OneFrameDrain:
         """A drain of one valid-looking frame (most drains at moderate rates): validated and, when
         new, stamped in one numba call, without the frame path's lists, dicts and arrays; a bad
         or old frame goes the frame path."""
-        buf = bytearray(d.bufs[0])  # its ingest header is overwritten by the stamp
+        buf = d.buf  # its ingest header is overwritten by the stamp
         n = d.starts[1]
         producer = frame_producer(buf)
         last = self.dedup.last(producer)
@@ -43,7 +43,7 @@ class OneFrameDrain:
         info = self._one_info
         if not validate_stamp_one(buf, n, producer, last, first, ts, epoch, self._masks, self.stats.kind_counts,
                                   self._one_starts, info):
-            self._send_replies(d, self._process_frames(buf, d.bufs, d.starts, n, info.tolist()))
+            self._send_replies(d, self._process_frames(buf, 1, d.starts, n, info.tolist()))
             return
         _bad, _code, _field, producer, p0, p1 = info.tolist()[0]
         if not self._journal_publish(buf, first, n, epoch, ts):

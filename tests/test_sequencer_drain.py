@@ -64,6 +64,9 @@ SCENARIOS = {
     ],
     "resend in the same drain": [[(0, [_frame(5, [1, 2])]), (0, [_frame(5, [1, 2])]), (0, [_frame(5, [3])])]],
     "same producer on two sockets": [[(0, [_frame(5, [1])]), (1, [_frame(5, [2])]), (0, [_frame(5, [3])])]],
+    # More than GATHER_MAX_RECORDS records per frame: checked frame by frame, not by the kernel.
+    "large frames": [[(0, [_frame(5, list(range(1 + 10 * i, 11 + 10 * i)))]) for i in range(4)]
+                     + [(1, [b"junk"]), (1, [_frame(6, list(range(1, 9)))])]],
 }
 
 

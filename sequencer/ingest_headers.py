@@ -3,7 +3,7 @@
 :func:`gather_frames` is :func:`sequencer.ingest.ingest_count` over every frame of a drain
 (joined back to back) plus the gathering of the accepted frames' records into one buffer with
 room for the stamped header: what the sequencer's batch path stamps, journals and publishes.
-Checksums are checked with the numba XXH3 of :mod:`sequencer.xxh3`. :func:`gather_frames_py`
+Checksums are checked with xxhash's XXH3 called from the kernel (:mod:`sequencer.xxh3`). :func:`gather_frames_py`
 is the plain-Python reference (``ingest_count`` frame by frame) the tests compare it with.
 """
 

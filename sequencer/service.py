@@ -33,6 +33,7 @@ from sequencer.dedup import DedupTable
 from sequencer.hwm_file import HwmFileWriter
 from sequencer.ingest import Masks, validate_drain
 from sequencer.ingest_headers import gather_frames
+from sequencer.xxh3 import AVAILABLE as XXH3_IN_KERNELS
 from sequencer.journal import Journal
 from sequencer.log import get_logger
 from sequencer.messages import StatusReply
@@ -139,7 +140,8 @@ class Sequencer(IngestLoop):
         frame_runs(info, starts)
         stamp_frame(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 1, 0, 1, np.zeros(256, np.int64))
         encode_acks(np.zeros(2, np.int64), 1, info[:, 4], info[:, 5], starts[:-1], starts[1:] - 1, 1)
-        gather_frames(bytes(HEADER_SIZE + RECORD_SIZE), np.array([HEADER_SIZE + RECORD_SIZE], np.int64))
+        if XXH3_IN_KERNELS:
+            gather_frames(bytes(HEADER_SIZE + RECORD_SIZE), np.array([HEADER_SIZE + RECORD_SIZE], np.int64))
         validate_stamp_one(bytearray(HEADER_SIZE + RECORD_SIZE), 1, 0, 0, 1, 0, 1, self._masks,
                            np.zeros(256, np.int64), self._one_starts, self._one_info)
         # Everything loaded so far (numba, llvmlite, the registry) lives as long as the process:

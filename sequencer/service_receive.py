@@ -17,6 +17,7 @@ from sequencer.ingest import check_ingest_frame, ingest_count
 from sequencer.ingest_headers import gather_frames
 from sequencer.messages import IngestReply
 from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, FrameError
+from sequencer.xxh3 import AVAILABLE as XXH3_IN_KERNELS
 
 __all__ = ["IngestReceive", "error_reply", "GATHER_MIN_FRAMES", "GATHER_MAX_RECORDS"]
 
@@ -27,9 +28,10 @@ _POLLIN = int(zmq.POLLIN)
 _base_get = zmq.backend.Socket.get
 # Drains of fewer messages are checked frame by frame (cheaper than the kernel's arrays).
 GATHER_MIN_FRAMES = 4
-# Drains whose frames hold more records than this on average are checked frame by frame:
-# per frame, Python's xxh3 (SIMD) and a memcpy then cost less than the numba kernel's scalar
-# XXH3 and copy loop (a frame of 64 records: about 1 us against 17 us).
+# Drains whose frames hold more records than this on average are checked frame by frame
+# (measured when the kernel still had a scalar XXH3 of its own: for a frame of 64 records,
+# Python's xxh3 and a memcpy cost about 1 us against its 17 us; not measured again since it
+# calls xxhash's own XXH3).
 GATHER_MAX_RECORDS = 4
 
 
@@ -113,7 +115,7 @@ class IngestReceive:
             for n, part in enumerate(parts):
                 if n not in rejected:
                     rejected[n] = self._bad_frame(part.buffer)
-        elif m < GATHER_MIN_FRAMES or record_bytes > m * GATHER_MAX_RECORDS * RECORD_SIZE:
+        elif not XXH3_IN_KERNELS or m < GATHER_MIN_FRAMES or record_bytes > m * GATHER_MAX_RECORDS * RECORD_SIZE:
             self._sort_each(d, parts)
         else:
             # One numba call checks every header and checksum and gathers the records.

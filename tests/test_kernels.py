@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.book import STATE_ARRAYS, Book, BookError
-from consumers.money import muldiv_floor
 from consumers.kernels_ref import RefBook
+from consumers.money import muldiv_floor
 from sequencer.protocol import RECORD_DTYPE, Kind
 
 SHAPE = (3, 4, 3)  # the default registry: accounts 1-2, instruments 1-3, venues 1-2
@@ -70,6 +70,20 @@ def _splits(draw_cuts, n):
     return [0, *cuts, n]
 
 
+def fold_like_reference(book: Book, recs: np.ndarray, cuts: list[int]) -> None:
+    """Fold ``recs`` into ``book`` and a reference Book in the batches ``cuts`` make, comparing
+    the state after each batch; then the invariants and the order index."""
+    ref = RefBook(SHAPE)
+    bounds = _splits(cuts, len(recs))
+    for lo, hi in zip(bounds, bounds[1:]):
+        book.apply(recs[lo:hi])
+        ref.apply(recs[lo:hi])
+        assert_same_state(book, ref)
+    assert_invariants(book)
+    for row, oid in enumerate(book.live_orders()["order_id"]):
+        assert book.order_slot(int(oid)) == row
+
+
 def assert_same_state(book: Book, ref: RefBook) -> None:
     mine = book.state_arrays()
     for name in STATE_ARRAYS:
@@ -96,15 +110,7 @@ def assert_invariants(book: Book) -> None:
 @given(recs=events(), cuts=st.lists(st.integers(0, 60), max_size=6), capacity=st.sampled_from([1, 2, 1024]))
 def test_apply_when_random_stream_in_random_batches_then_kernel_equals_reference(recs, cuts, capacity):
     book = Book(shape=SHAPE, capacity=capacity)
-    ref = RefBook(SHAPE)
-    bounds = _splits(cuts, len(recs))
-    for lo, hi in zip(bounds, bounds[1:]):
-        book.apply(recs[lo:hi])
-        ref.apply(recs[lo:hi])
-        assert_same_state(book, ref)
-    assert_invariants(book)
-    for row, oid in enumerate(book.live_orders()["order_id"]):
-        assert book.order_slot(int(oid)) == row
+    fold_like_reference(book, recs, cuts)
     assert book.order_slot(999) == -1
 
 

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 from consumers import reservation
 from consumers.book import Book
 from consumers.kernels import ORDER_DTYPE
-from consumers.kernels_ref import RefBook
 from consumers.reservation import grown_table, reserve
-from test_kernels import SHAPE, assert_invariants, assert_same_state, events
+from test_kernels import SHAPE, events, fold_like_reference
 
 
 def _rows(n: int) -> np.ndarray:
@@ -68,15 +67,7 @@ def test_apply_when_tables_live_in_small_reservations_then_kernel_equals_referen
     """Every growth goes through a reservation (some outgrown, so copied to a new one): same state as the reference."""
     with mock.patch.object(reservation, "RESERVE_FROM_BYTES", 1), mock.patch.object(reservation, "RESERVE_BYTES", 72 * reserve_rows):
         book = Book(shape=SHAPE, capacity=1)
-        ref = RefBook(SHAPE)
-        bounds = sorted({0, len(recs), *(c for c in cuts if 0 < c < len(recs))})
-        for lo, hi in zip(bounds, bounds[1:]):
-            book.apply(recs[lo:hi])
-            ref.apply(recs[lo:hi])
-            assert_same_state(book, ref)
-        assert_invariants(book)
-        for row, oid in enumerate(book.live_orders()["order_id"]):
-            assert book.order_slot(int(oid)) == row
+        fold_like_reference(book, recs, cuts)
         for name, space in book._space.items():
             assert getattr(book, name).ctypes.data == space.ctypes.data
 

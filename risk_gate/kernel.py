@@ -29,6 +29,7 @@ import numpy as np
 
 from risk_gate.idset import probe
 from risk_gate.kernel_args import as_fields, as_int, order_fields, strict_int64
+from risk_gate.kernel_clock import realtime_ns
 from risk_gate.kernel_layout import (  # noqa: F401 - the layout names are part of this module's API
     ARRAY_FIELDS, F_COLUMNS, F_MAX_GROSS, F_PER_MIN, F_PER_SEC, L_COLLAR, L_COLUMNS, L_MAX_AGE_NS, L_MAX_LAG,
     L_MAX_NOTIONAL, L_MAX_OPEN, L_MAX_POS, L_MAX_QTY, L_PRICE_TTL_NS, L_RESTRICTED, M_ACCOUNTS, M_ARRAYS,
@@ -51,6 +52,7 @@ __all__ = [
     "DECIDE_SIGNATURE",
     "FALLBACK",
     "NEED_LIMITS",
+    "LAST_CODE",
     "L_MAX_LAG",
     "L_MAX_AGE_NS",
     "L_PRICE_TTL_NS",
@@ -72,6 +74,8 @@ __all__ = [
 
 FALLBACK = -1
 NEED_LIMITS = -2
+LAST_CODE = 999
+"""Results above this are approvals at that wall-clock time (``now_ns == 0``: the kernel read it)."""
 
 
 FLAG_RECOVERING = 1
@@ -232,6 +236,8 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     ``meta_address`` is the address of the ``meta`` array (an int costs less to pass than an
     array), ``order`` a FixedOrder; the gate calls the entry point compiled for
     :data:`DECIDE_SIGNATURE` (:mod:`risk_gate.kernel_args`: only Python ints are accepted).
+    ``now_ns == 0`` asks the kernel to read the wall clock itself (:mod:`risk_gate.kernel_clock`);
+    an approval then returns that time (> :data:`LAST_CODE`) instead of 0.
     """
     account, instrument, venue, side, qty, price, order_id = as_fields(order)
     now_ns = as_int(now_ns)
@@ -239,6 +245,11 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     hwm = as_int(hwm)
     hwm_ts = as_int(hwm_ts)
     flags = as_int(flags)
+    read_clock = now_ns == 0
+    if read_clock:
+        now_ns = realtime_ns()
+        if now_ns <= LAST_CODE:
+            return FALLBACK  # no usable clock: Python reads its own
     meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
     g = _arrays(meta)
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
@@ -321,4 +332,4 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     _reserve(g, account, k, side, qty)
     g.ids[~id_slot] = order_id
     g.ids_count[0] += 1
-    return 0
+    return now_ns if read_clock else 0

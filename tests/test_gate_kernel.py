@@ -5,6 +5,7 @@ two gates (kernel on / off) fed the same stream make the same decisions."""
 from __future__ import annotations
 
 import copy
+import time
 
 import msgspec
 import numpy as np
@@ -15,7 +16,8 @@ from hypothesis import strategies as st
 from gate_support import T0, FakeProducer, FakeSubscriber, rec
 from risk_gate import FixedOrder, Gate, GateConfig, RefuseReason
 from risk_gate.fastpath import KernelCheck
-from risk_gate.kernel import FALLBACK, NEED_LIMITS
+from risk_gate import kernel_clock
+from risk_gate.kernel import FALLBACK, LAST_CODE, NEED_LIMITS
 from sequencer.codes import LimitType
 from sequencer.protocol import Kind
 from test_checks import ALL_ON, MS, PX, World, _events, price_rec
@@ -326,3 +328,40 @@ def test_kernel_when_products_near_int64_then_reference_verdict_or_fallback(qty,
         assert code == FALLBACK or code == (0 if reason is None else int(reason)), (code, reason, detail)
         if qty < 1 << 31 and ref_px < 1 << 31:
             assert code != FALLBACK  # small values never need the reference
+
+
+def _wall_clock_gate(cfg: GateConfig) -> Gate:
+    sub = _Sub()
+    gate = Gate(limits=cfg, subscriber=sub, producer=None, kernel=True)  # the default clock, time.time_ns
+    sub.fold = gate.fold
+    now = time.time_ns()
+    sub.push([price_rec(ts=now), price_rec(px=300_000, instrument=2, ts=now)], ts_ns=now)
+    return gate
+
+
+def test_check_when_default_clock_then_kernel_reads_wall_clock_and_decision_carries_it():
+    gate = _wall_clock_gate(msgspec.convert(ALL_ON, GateConfig))
+    assert gate._lean and gate._clock is time.time_ns and kernel_clock.AVAILABLE
+    before = time.time_ns()
+    d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 1))
+    after = time.time_ns()
+    assert d.approved and before <= d.checked_ns <= after
+    # A stale heartbeat is judged against the wall clock read in the kernel (refusal: the full path says why).
+    gate.subscriber.heartbeat(gate.subscriber.next_seq - 1, time.time_ns() - 10 * 60 * 10**9)
+    d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 2))
+    assert d.reason is RefuseReason.STALE_HWM and d.checked_ns >= after
+
+
+def test_decide_when_now_is_zero_then_reads_clock_and_returns_the_time_only_for_an_approval():
+    w = World(max_hwm_age_ms=60_000, price_ttl_ms=10**9)
+    now = time.time_ns()
+    w.apply(price_rec(ts=now), price_rec(px=300_000, instrument=2, ts=now), price_rec(px=100_000, instrument=3, ts=now), ts=now)
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    assert kc.load(1)
+    before = time.time_ns()
+    got = kc.decide(kc.meta_address, FixedOrder(1, 1, 1, 1, 1, PX, 5), 0, w.seq, w.seq, before, 0)
+    assert LAST_CODE < before <= got <= time.time_ns()
+    # The same order id again: a refusal code, not a time.
+    assert kc.decide(kc.meta_address, FixedOrder(1, 1, 1, 1, 1, PX, 5), 0, w.seq, w.seq, before, 0) == int(RefuseReason.DUPLICATE_ORDER_ID)
+    # A time given by the caller is used, and an approval is 0 as before.
+    assert kc.decide(kc.meta_address, FixedOrder(1, 1, 1, 1, 1, PX, 6), before, w.seq, w.seq, before, 0) == 0

@@ -150,8 +150,8 @@ class Gate(DecisionPublishing):
         self._view.order_known = lambda oid: oid in self.fold.seen_ids
         self._kernel = KernelCheck(self.book, self.registry, table, self.reservations, self.rates) if kernel else None
         if self._kernel is not None:
-            # The kernel's copy of the taken ids: stream ids per batch, approvals as made.
-            self._kernel.ids.reset(self.fold.seen_ids)
+            # The kernel's copy of the taken ids (empty, like the new fold's): stream ids per
+            # batch, approvals as made.
             self.fold.on_order_ids = self._kernel.ids.add_many
             self.fold.on_restored = self._rebuild_ids
         self._by_id = self.reservations.by_id  # never replaced

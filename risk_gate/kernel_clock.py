@@ -2,40 +2,34 @@
 
 The gate's fast path lets :func:`risk_gate.kernel.decide` read the clock itself when the gate
 uses the default clock (``time.time_ns``): the call from Python, and the int it builds, cost
-about as much as the kernel's limit checks. The C library's ``clock_gettime`` is registered
-with LLVM under a name of our own (so numba still caches the kernel on disk) and called with a
-``timespec`` on the stack. Where it cannot be found, :data:`AVAILABLE` is False and the gate
-reads the clock in Python as before. A gate given another clock always uses that one.
+about as much as the kernel's limit checks. The C library's ``clock_gettime`` is made callable
+by a name of our own (:func:`sequencer.native.register`, so the kernel stays cached on disk)
+and called with a ``timespec`` (two int64 on 64-bit Linux) on the stack. Elsewhere, or where it
+cannot be found, :data:`AVAILABLE` is False and the gate reads the clock in Python as before.
+A gate given another clock always uses that one.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 
-import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from sequencer.native import register
+
 __all__ = ["realtime_ns", "AVAILABLE"]
 
 _SYMBOL = "seqrisk_clock_gettime"
-_CLOCK_REALTIME = 0  # Linux and the BSDs; macOS has its own value (and no such gate test)
-
-
-def _address() -> int | None:
-    try:
-        fn = ctypes.CDLL(None).clock_gettime
-    except (OSError, AttributeError):
-        return None
-    return ctypes.cast(fn, ctypes.c_void_p).value
-
-
-_ADDRESS = _address()
-AVAILABLE = _ADDRESS is not None and hasattr(ctypes, "c_int64") and ctypes.sizeof(ctypes.c_long) == 8
-if AVAILABLE:
-    llvm.add_symbol(_SYMBOL, _ADDRESS)
+_CLOCK_REALTIME = 0  # Linux's clockid_t value
+# The timespec read below is two int64: time_t and long are 64-bit on 64-bit Linux.
+AVAILABLE = (
+    sys.platform.startswith("linux") and ctypes.sizeof(ctypes.c_long) == 8
+    and register(_SYMBOL, None, "clock_gettime")
+)
 
 
 @intrinsic

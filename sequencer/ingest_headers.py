@@ -14,7 +14,7 @@ from numba import njit
 
 from sequencer.ingest import ingest_count
 from sequencer.protocol import HEADER_SIZE, MAGIC, MAX_FRAME_RECORDS, PROTOCOL_VERSION, RECORD_SIZE, FrameType
-from sequencer.xxh3 import load_u64, xxh3_64
+from sequencer.xxh3 import xxh3_64
 
 __all__ = ["gather_frames", "gather_frames_py"]
 
@@ -22,6 +22,15 @@ __all__ = ["gather_frames", "gather_frames_py"]
 _PREFIX = np.uint64(int.from_bytes(MAGIC + PROTOCOL_VERSION.to_bytes(2, "little")
                                    + bytes([int(FrameType.INGEST), 0]), "little"))
 _MIN_FRAME = HEADER_SIZE + RECORD_SIZE
+
+
+@njit(inline="always")
+def _load_u64(b, p):
+    """Little-endian uint64 at byte ``p`` of the uint8 array ``b``."""
+    return (np.uint64(b[p]) | (np.uint64(b[p + 1]) << np.uint64(8)) | (np.uint64(b[p + 2]) << np.uint64(16))
+            | (np.uint64(b[p + 3]) << np.uint64(24)) | (np.uint64(b[p + 4]) << np.uint64(32))
+            | (np.uint64(b[p + 5]) << np.uint64(40)) | (np.uint64(b[p + 6]) << np.uint64(48))
+            | (np.uint64(b[p + 7]) << np.uint64(56)))
 
 
 @njit(cache=True)
@@ -34,11 +43,11 @@ def _check_kernel(data, ends, prefix, counts):
         e = ends[f]
         size = e - o
         c = 0
-        if size >= _MIN_FRAME and load_u64(data, o) == prefix:
+        if size >= _MIN_FRAME and _load_u64(data, o) == prefix:
             count = (np.int64(data[o + 20]) | (np.int64(data[o + 21]) << 8) | (np.int64(data[o + 22]) << 16)
                      | (np.int64(data[o + 23]) << 24))
             if (count <= MAX_FRAME_RECORDS and size == HEADER_SIZE + count * RECORD_SIZE
-                    and xxh3_64(data, o + 16, size - 16) == load_u64(data, o + 8)):
+                    and xxh3_64(data, o + 16, size - 16) == _load_u64(data, o + 8)):
                 c = count
         counts[f] = c
         nrec += c

@@ -33,7 +33,6 @@ from sequencer.dedup import DedupTable
 from sequencer.hwm_file import HwmFileWriter
 from sequencer.ingest import Masks, validate_drain
 from sequencer.ingest_headers import gather_frames
-from sequencer.xxh3 import AVAILABLE as XXH3_IN_KERNELS
 from sequencer.journal import Journal
 from sequencer.log import get_logger
 from sequencer.messages import StatusReply
@@ -45,6 +44,7 @@ from sequencer.service_ingest import IngestLoop
 from sequencer.service_stats import ServiceStats
 from sequencer.stamp import stamp_frame
 from sequencer.stamp_one import validate_stamp_one
+from sequencer.xxh3 import AVAILABLE as XXH3_IN_KERNELS
 
 __all__ = ["Sequencer", "PUBLISH_SNDHWM", "REPLAY_CHECK_NS", "hwm_file_path"]
 

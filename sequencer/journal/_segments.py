@@ -56,13 +56,15 @@ class Segment:
 
         An old mapping is dropped, not closed: numpy views handed out keep it alive.
         """
-        if self._map is None or len(self._map) < need:
+        # A local, not self._map, is returned: a writer thread may drop_mapping() meanwhile.
+        m = self._map
+        if m is None or len(m) < need:
             with open(self.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if size < need:
                     raise JournalError(f"segment {self.name} is {size} bytes, expected at least {need} (truncated under us?)")
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._map
+                m = self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return m
 
     def drop_mapping(self) -> None:
         """Forget the mapping (views already handed out keep theirs alive)."""

@@ -14,6 +14,8 @@ import struct
 import time
 from pathlib import Path
 
+import numpy as np
+
 from sequencer.hwm_file import HWM_FILE_DTYPE, HWM_FILE_SIZE
 from sequencer.protocol import PROTOCOL_VERSION
 
@@ -68,6 +70,10 @@ class HwmFile:
     is one ``struct`` read of the mapped page, so a consumer can tell "nothing new" without a
     syscall. The file may appear later (the sequencer creates it); opening is retried at most
     every ``reopen_interval_ns``, and a replaced file (new inode) is picked up the same way.
+
+    ``gen_address`` is the address of the mapped generation word (0 while unmapped), for
+    compiled readers (:mod:`consumers.quiet`). A replaced mapping is kept, not unmapped, until
+    :meth:`close`, so an address read before a reopen never points at freed memory.
     """
 
     def __init__(self, path: str | Path, reopen_interval_ns: int = 1_000_000_000) -> None:
@@ -76,6 +82,11 @@ class HwmFile:
         #: the current mapping (None until the file exists): ``struct.unpack_from("<Q", mm, 8)``
         #: is the generation, for callers that cannot afford a method call.
         self.mm: mmap.mmap | None = None
+        #: address of the generation word in ``mm`` (0 while unmapped)
+        self.gen_address = 0
+        # A view exporting each mapping's buffer (its address), and the replaced mappings.
+        self._view: np.ndarray | None = None
+        self._retired: list[tuple[mmap.mmap, np.ndarray]] = []
         self._ino = -1
         self._next_open_ns = 0
 
@@ -96,8 +107,11 @@ class HwmFile:
         if magic != _MAGIC or version != PROTOCOL_VERSION:
             mm.close()
             return False
-        self.close()
+        if self.mm is not None and self._view is not None:
+            self._retired.append((self.mm, self._view))
         self.mm = mm
+        self._view = np.frombuffer(mm, np.uint8)
+        self.gen_address = self._view.ctypes.data + 8
         self._ino = st.st_ino
         return True
 
@@ -136,8 +150,14 @@ class HwmFile:
         return None
 
     def close(self) -> None:
-        """Unmap the file."""
+        """Unmap the file (and every mapping it replaced)."""
+        self.gen_address = 0
+        # The views must go before their mappings: an exported buffer cannot be unmapped.
+        maps = [mm for mm, _view in self._retired]
         if self.mm is not None:
-            self.mm.close()
-            self.mm = None
-            self._ino = -1
+            maps.append(self.mm)
+        self.mm = self._view = None
+        self._retired = []
+        for mm in maps:
+            mm.close()
+        self._ino = -1

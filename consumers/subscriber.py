@@ -11,7 +11,9 @@ the work in the caller's thread and :meth:`Subscriber.run` loops over it.
 When the HWM file is available and says nothing new was published it returns after one
 read of a mapped page, without a syscall; otherwise it asks the data socket with
 ``getsockopt(EVENTS)`` (no exceptions on the idle path). Heartbeats, timers and reports
-are looked at once every ``check_interval_s``.
+are looked at once every ``check_interval_s``. The facts that quick return rests on are
+mirrored in ``Subscriber.quiet`` (:mod:`consumers.quiet`), so compiled code (the gate's check
+kernel) can tell that ``poll()`` would do nothing without calling it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import zmq
 
 from consumers.frames import decode_stamped
 from consumers.hwm import HwmFile, HwmTracker
+from consumers.quiet import NOT_QUIET, Q_FILE, Q_FROM, Q_GEN, Q_UNTIL, new_quiet_state
 from consumers.replay_client import ReplayClient
 from consumers.splice import Splicer
 from sequencer.log import get_logger
@@ -40,6 +43,7 @@ _POLLIN = int(zmq.POLLIN)
 _EVENTS = int(zmq.EVENTS)
 _NOBLOCK = int(zmq.NOBLOCK)
 _mono = time.monotonic_ns
+_wall = time.time_ns
 _GEN = struct.Struct("<Q").unpack_from
 
 
@@ -65,6 +69,11 @@ class Subscriber(ReplayClient):
     long), ``stall_s`` (how long the HWM may sit above the applied seq with no data before a
     replay is asked for; also the minimum spacing of such requests), ``max_replay_records``,
     ``check_interval_s`` (how often heartbeats, timers and reports are looked at).
+
+    ``quiet`` (int64 array, :mod:`consumers.quiet`) says when ``poll()`` would return 0 without
+    doing anything, and ``stream_state`` is ``(hwm, hwm_ts_ns, recovering, error)`` in one tuple
+    (what the properties of those names return): both are refreshed by every poll that does
+    more than that quick return, the only place they change; ``quiet`` stays the same array.
     """
 
     def __init__(
@@ -104,7 +113,9 @@ class Subscriber(ReplayClient):
         self._tracker = HwmTracker()
         self._file = HwmFile(hwm_file) if hwm_file else None
         self._file_gen = -1
-        self._quiet_gen = -2
+        self._quiet_gen = NOT_QUIET
+        self.quiet = new_quiet_state()
+        self._wall_from = 0
         self._check_ns = max(0, int(check_interval_s * 1e9))
         self._next_check_ns = 0
         self._report_ns = int(report_interval_s * 1e9) if report_interval_s else 0
@@ -127,6 +138,8 @@ class Subscriber(ReplayClient):
         self.bad_heartbeats = 0
         self.reports_sent = 0
         self.last_bad_frame: str | None = None
+        self.stream_state: tuple[int, int, bool, str | None] = (0, 0, True, None)
+        self._mirror(None)
 
     # ------------------------------------------------------------------ state
     @property
@@ -234,8 +247,15 @@ class Subscriber(ReplayClient):
             # written its HWM file since (one read of a mapped page, no syscall).
             if mm is not None and now < self._next_check_ns and _GEN(mm, 8)[0] == self._quiet_gen:
                 return 0
-            if hf.generation(now) != self._file_gen:
-                self._read_file(now)
+        try:
+            return self._poll(now, hf, max_frames)
+        finally:
+            # Even when the fold raised: what was applied and heard so far is the state.
+            self._mirror(hf)
+
+    def _poll(self, now: int, hf: HwmFile | None, max_frames: int) -> int:
+        if hf is not None and hf.generation(now) != self._file_gen:
+            self._read_file(now)
         sp = self._splicer
         if now >= self._next_check_ns:
             self._periodic(now)
@@ -260,7 +280,7 @@ class Subscriber(ReplayClient):
                 self._log_error()
         if hf is not None:
             quiet = sp.idle and self._tracker.hwm <= sp.applied_seq
-            self._quiet_gen = self._file_gen if quiet else -2
+            self._quiet_gen = self._file_gen if quiet else NOT_QUIET
         return n
 
     def run(self, stop: threading.Event, *, max_frames: int = 512, idle_wait_s: float = 0.005) -> None:
@@ -282,6 +302,8 @@ class Subscriber(ReplayClient):
         if self._closed:
             return
         self._closed = True
+        self.quiet[Q_FILE] = 0
+        self.quiet[Q_GEN] = NOT_QUIET
         for s in (self._sub, self._hb, self._dealer):
             s.close(0)
         if self._file is not None:
@@ -294,8 +316,21 @@ class Subscriber(ReplayClient):
         self.close()
 
     # ------------------------------------------------------------------ internals
+    def _mirror(self, hf: HwmFile | None) -> None:
+        """Refresh ``stream_state`` and copy the quick return's conditions into ``quiet``."""
+        sp = self._splicer
+        tr = self._tracker
+        self.stream_state = (tr.hwm, tr.ts_ns, sp.recovering, sp.error)
+        if hf is not None:
+            q = self.quiet
+            q[Q_FILE] = hf.gen_address
+            q[Q_GEN] = self._quiet_gen
+            q[Q_FROM] = self._wall_from
+            q[Q_UNTIL] = self._wall_from + self._check_ns
+
     def _periodic(self, now: int) -> None:
         self._next_check_ns = now + self._check_ns
+        self._wall_from = _wall()
         hb = self._hb
         if hb.getsockopt(_EVENTS) & _POLLIN:
             msg = hb.recv(_NOBLOCK)

@@ -2,7 +2,8 @@
 
 A :class:`KernelCheck` puts the addresses of the Book's arrays, the reservations' and the rate
 buckets' arrays, the taken order ids (:class:`~risk_gate.idset.OrderIdSet`) and its own limit
-rows in one int64 ``meta`` array (no copies: the kernel reads
+rows in one int64 ``meta`` array, with the subscriber's quiet state when it has one
+(:meth:`KernelCheck.watch_quiet`) (no copies: the kernel reads
 and writes the same memory), passes the kernel that array's address, and keeps every one of
 those arrays referenced, so the addresses stay valid. The Book, :class:`~risk_gate.state.Reservations` and
 :class:`~risk_gate.state.RateState` update these arrays in place and never replace them; the
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from consumers.quiet import Q_LENGTH
 from risk_gate import kernel as _k
 from risk_gate.idset import OrderIdSet
 from risk_gate.limits import LimitTable
@@ -72,6 +74,7 @@ class KernelCheck:
             "lim": np.zeros((cap, _k.L_COLUMNS), dtype=np.int64), "limf": np.zeros((cap, _k.F_COLUMNS), dtype=np.float64),
         }
         self.ids = ids if ids is not None else OrderIdSet()
+        self.quiet: np.ndarray | None = None
         self.meta = np.zeros(_k.M_LENGTH, dtype=np.int64)
         self.meta_address = self.meta.ctypes.data  # what decide() takes; self.meta keeps it valid
         self.meta[[_k.M_STRIDE, _k.M_ACCOUNTS, _k.M_INSTRUMENTS, _k.M_VENUES, _k.M_LISTED]] = (i, a, i, v, len(self.instruments))
@@ -100,6 +103,15 @@ class KernelCheck:
             if arr.dtype != dtype or arr.size != size or not arr.flags.c_contiguous:
                 raise ValueError(f"check kernel: array {name} is {arr.dtype}{arr.shape}, expected {np.dtype(dtype)} of {size} contiguous")
             self.meta[_k.M_ARRAYS + n] = arr.ctypes.data
+
+    def watch_quiet(self, quiet: Any) -> bool:
+        """Point ``meta[M_QUIET]`` at a subscriber's quiet state (:mod:`consumers.quiet`) and keep it
+        alive; False (nothing changed) unless it is a contiguous int64 array of ``Q_LENGTH``."""
+        if not (isinstance(quiet, np.ndarray) and quiet.dtype == np.int64 and quiet.shape == (Q_LENGTH,) and quiet.flags.c_contiguous):
+            return False
+        self.quiet = quiet
+        self.meta[_k.M_QUIET] = quiet.ctypes.data
+        return True
 
     def drop_rows(self) -> None:
         """Drop every loaded limit row (the limits changed): each account's are loaded again on its next check."""

@@ -39,7 +39,7 @@ import msgspec
 from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
 from risk_gate.fastpath import KernelCheck
 from risk_gate.fold import GateFold
-from risk_gate.kernel import FALLBACK, LAST_CODE, NEED_LIMITS
+from risk_gate.kernel import FALLBACK, FLAG_QUIET, LAST_CODE, NEED_LIMITS, NEED_POLL
 from risk_gate.kernel_clock import AVAILABLE as _KERNEL_CLOCK_AVAILABLE
 from risk_gate.limits import GateConfig, LimitTable, load_gate_config
 from risk_gate.order import Decision, FixedConverter, Order
@@ -58,6 +58,7 @@ _DUP = RefuseReason.DUPLICATE_ORDER_ID
 _FALLBACK = FALLBACK
 _NEED_LIMITS = NEED_LIMITS
 _LAST_CODE = LAST_CODE
+_NEED_POLL = NEED_POLL
 # The clock the kernel can read itself (a gate given any other clock reads that one in Python).
 _KERNEL_CLOCK = time.time_ns if _KERNEL_CLOCK_AVAILABLE else object()
 _perf_ns = time.perf_counter_ns
@@ -194,6 +195,15 @@ class Gate(DecisionPublishing):
         self._lean = self._kernel is not None and self._log_file is None and not (self._pub_ok and producer is not None)
         self._decide = self._kernel.decide if self._kernel is not None else None
         self._meta_address = self._kernel.meta_address if self._kernel is not None else 0
+        # With a subscriber that publishes its quiet state and stream state (consumers.quiet)
+        # and the default clock (the kernel reads it), the fast path lets the kernel tell
+        # whether poll() would do anything, and reads the stream state in one attribute.
+        self._quiet_flag = 0
+        if (
+            self._kernel is not None and clock is _KERNEL_CLOCK and isinstance(getattr(subscriber, "stream_state", None), tuple)
+            and self._kernel.watch_quiet(getattr(subscriber, "quiet", None))
+        ):
+            self._quiet_flag = FLAG_QUIET
 
     # -- construction from the config file ------------------------------------------------
     @classmethod
@@ -266,23 +276,41 @@ class Gate(DecisionPublishing):
             # not an int, an exception) is decided by _check; the kernel changes no state
             # unless it approves, so deciding again is safe.
             now = None
+            quiet = self._quiet_flag
             try:
                 s = self.subscriber
-                s.poll(self._max_drain)
-                clock = self._clock
-                # With the default clock the kernel reads it (0): one Python call and int less.
-                now = 0 if clock is _KERNEL_CLOCK else clock()
-                applied = self.fold.applied
-                hwm = s.hwm
-                if hwm < applied:
-                    hwm = applied
-                hwm_ts = s.hwm_ts_ns
-                flags = 0 if s.error is None else 2
-                if (hwm > applied or not hwm_ts) and s.recovering:
-                    flags |= 1
-                code = self._decide(self._meta_address, order, now, applied, hwm, hwm_ts, flags)
+                if quiet:
+                    # The kernel reads the clock (0) and says NEED_POLL unless a poll would do nothing.
+                    now = 0
+                    applied = self.fold.applied
+                    hwm, hwm_ts, recovering, error = s.stream_state
+                    if hwm < applied:
+                        hwm = applied
+                    flags = 0 if error is None else 2
+                    if (hwm > applied or not hwm_ts) and recovering:
+                        flags |= 1
+                    code = self._decide(self._meta_address, order, 0, applied, hwm, hwm_ts, flags | quiet)
+                if not quiet or code == _NEED_POLL:
+                    quiet = 0
+                    now = None
+                    s.poll(self._max_drain)
+                    clock = self._clock
+                    # With the default clock the kernel reads it (0): one Python call and int less.
+                    now = 0 if clock is _KERNEL_CLOCK else clock()
+                    applied = self.fold.applied
+                    hwm = s.hwm
+                    if hwm < applied:
+                        hwm = applied
+                    hwm_ts = s.hwm_ts_ns
+                    flags = 0 if s.error is None else 2
+                    if (hwm > applied or not hwm_ts) and s.recovering:
+                        flags |= 1
+                    code = self._decide(self._meta_address, order, now, applied, hwm, hwm_ts, flags)
             except Exception as exc:  # a non-int field (TypeError) or a failure: _check decides, failing closed
-                return self._check(order, now or None, exc if now is None else None)
+                if now is None:
+                    return self._check(order, None, exc)
+                # Unless the kernel got to see that the subscriber was quiet, _check polls first.
+                return self._check(order, None if quiet else (now or None))
             if code > _LAST_CODE:
                 now = code  # approved at the time the kernel read
                 code = 0

@@ -7,6 +7,11 @@ rate tokens, adds the reservation's quantities and adds the order id to the take
 reference: tests compare the two on random states, the gate asks it for the refusal's detail
 text, and the audit re-checks with it.
 
+With :data:`FLAG_QUIET` the caller has not polled the subscriber: the kernel first checks the
+subscriber's quiet state (:func:`consumers.quiet.is_quiet`, its address at ``meta[M_QUIET]``,
+on the wall clock the kernel reads itself) and returns :data:`NEED_POLL` unless ``poll()`` would have done nothing,
+so the stream arguments are current either way.
+
 Negative results hand the order back to the reference path: :data:`FALLBACK` for anything
 the kernel does not decide itself (ids or fields not valid, values where int64 arithmetic
 could overflow, limits that do not fit int64, a taken-id set that is full) and :data:`NEED_LIMITS` when the limit rows
@@ -29,11 +34,13 @@ import numpy as np
 
 from risk_gate.idset import probe
 from risk_gate.kernel_args import as_fields, as_int, order_fields, strict_int64
+from consumers.quiet import is_quiet
 from risk_gate.kernel_clock import realtime_ns
 from risk_gate.kernel_layout import (  # noqa: F401 - the layout names are part of this module's API
     ARRAY_FIELDS, F_COLUMNS, F_MAX_GROSS, F_PER_MIN, F_PER_SEC, L_COLLAR, L_COLUMNS, L_MAX_AGE_NS, L_MAX_LAG,
     L_MAX_NOTIONAL, L_MAX_OPEN, L_MAX_POS, L_MAX_QTY, L_PRICE_TTL_NS, L_RESTRICTED, M_ACCOUNTS, M_ARRAYS,
-    M_INSTRUMENTS, M_LENGTH, M_LISTED, M_ROWS, M_SET_CAP, M_SET_SHIFT, M_STRIDE, M_VENUES, _address, _arrays,
+    M_INSTRUMENTS, M_LENGTH, M_LISTED, M_QUIET, M_ROWS, M_SET_CAP, M_SET_SHIFT, M_STRIDE, M_VENUES, _address,
+    _arrays,
 )
 
 __all__ = [
@@ -46,12 +53,14 @@ __all__ = [
     "M_ROWS",
     "M_SET_SHIFT",
     "M_SET_CAP",
+    "M_QUIET",
     "M_ARRAYS",
     "M_LENGTH",
     "decide",
     "DECIDE_SIGNATURE",
     "FALLBACK",
     "NEED_LIMITS",
+    "NEED_POLL",
     "LAST_CODE",
     "L_MAX_LAG",
     "L_MAX_AGE_NS",
@@ -70,10 +79,13 @@ __all__ = [
     "FLAG_RECOVERING",
     "FLAG_ERROR",
     "FLAG_DUPLICATE",
+    "FLAG_QUIET",
 ]
 
 FALLBACK = -1
 NEED_LIMITS = -2
+NEED_POLL = -3
+"""With :data:`FLAG_QUIET`: the subscriber is not quiet, poll it and decide again without the flag."""
 LAST_CODE = 999
 """Results above this are approvals at that wall-clock time (``now_ns == 0``: the kernel read it)."""
 
@@ -81,6 +93,7 @@ LAST_CODE = 999
 FLAG_RECOVERING = 1
 FLAG_ERROR = 2
 FLAG_DUPLICATE = 4
+FLAG_QUIET = 8
 
 # RefuseReason values (sequencer.codes), as plain ints for the kernel.
 _STALE_SEQUENCE = 400
@@ -237,7 +250,8 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     array), ``order`` a FixedOrder; the gate calls the entry point compiled for
     :data:`DECIDE_SIGNATURE` (:mod:`risk_gate.kernel_args`: only Python ints are accepted).
     ``now_ns == 0`` asks the kernel to read the wall clock itself (:mod:`risk_gate.kernel_clock`);
-    an approval then returns that time (> :data:`LAST_CODE`) instead of 0.
+    an approval then returns that time (> :data:`LAST_CODE`) instead of 0. With
+    :data:`FLAG_QUIET` in ``flags`` it first returns :data:`NEED_POLL` unless the subscriber is quiet.
     """
     account, instrument, venue, side, qty, price, order_id = as_fields(order)
     now_ns = as_int(now_ns)
@@ -245,12 +259,14 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     hwm = as_int(hwm)
     hwm_ts = as_int(hwm_ts)
     flags = as_int(flags)
+    meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
     read_clock = now_ns == 0
     if read_clock:
         now_ns = realtime_ns()
         if now_ns <= LAST_CODE:
             return FALLBACK  # no usable clock: Python reads its own
-    meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
+    if flags & FLAG_QUIET and not (read_clock and is_quiet(meta[M_QUIET], now_ns)):
+        return NEED_POLL
     g = _arrays(meta)
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
         return FALLBACK

@@ -1,6 +1,7 @@
 """The layout of the check kernel's state: the ``meta`` array and the limit row columns.
 
-``meta`` (int64) holds extents at ``M_*`` and, from ``M_ARRAYS`` on, the address of each
+``meta`` (int64) holds extents at ``M_*``, at ``M_QUIET`` the address of the subscriber's quiet
+state (:mod:`consumers.quiet`; 0 = none) and, from ``M_ARRAYS`` on, the address of each
 array in :data:`ARRAY_FIELDS` order; ``_arrays`` views that memory in place inside a kernel.
 :class:`risk_gate.fastpath.KernelCheck` fills it; :mod:`risk_gate.kernel` reads it.
 """
@@ -11,12 +12,12 @@ from collections import namedtuple
 
 import numba as nb
 import numpy as np
-from numba.core import cgutils, types
-from numba.extending import intrinsic
+
+from sequencer.native import voidptr as _address
 
 __all__ = [
     "ARRAY_FIELDS", "M_STRIDE", "M_ACCOUNTS", "M_INSTRUMENTS", "M_VENUES", "M_LISTED", "M_ROWS", "M_SET_SHIFT",
-    "M_SET_CAP", "M_ARRAYS", "M_LENGTH", "L_MAX_LAG", "L_MAX_AGE_NS", "L_PRICE_TTL_NS", "L_MAX_QTY",
+    "M_SET_CAP", "M_QUIET", "M_ARRAYS", "M_LENGTH", "L_MAX_LAG", "L_MAX_AGE_NS", "L_PRICE_TTL_NS", "L_MAX_QTY",
     "L_MAX_NOTIONAL", "L_MAX_POS", "L_MAX_OPEN", "L_COLLAR", "L_RESTRICTED", "L_COLUMNS", "F_MAX_GROSS",
     "F_PER_SEC", "F_PER_MIN", "F_COLUMNS",
 ]
@@ -27,9 +28,10 @@ L_COLUMNS = 9
 F_MAX_GROSS, F_PER_SEC, F_PER_MIN = range(3)
 F_COLUMNS = 3
 
-# meta[M_*]: extents, then from M_ARRAYS on the address of each array in ARRAY_FIELDS order.
-M_STRIDE, M_ACCOUNTS, M_INSTRUMENTS, M_VENUES, M_LISTED, M_ROWS, M_SET_SHIFT, M_SET_CAP = range(8)
-M_ARRAYS = 8
+# meta[M_*]: extents, the quiet state's address, then from M_ARRAYS on the address of each
+# array in ARRAY_FIELDS order.
+M_STRIDE, M_ACCOUNTS, M_INSTRUMENTS, M_VENUES, M_LISTED, M_ROWS, M_SET_SHIFT, M_SET_CAP, M_QUIET = range(9)
+M_ARRAYS = 9
 # (name, dtype, extent): extent "AI" = accounts x instruments, "A", "I", "V", "L" = listed
 # instruments, "1", "R" = limit row capacity (2-d: rows x columns), or "S" = the taken-id set's
 # capacity (risk_gate.idset; its hash shift is meta[M_SET_SHIFT]).
@@ -62,17 +64,6 @@ ARRAY_FIELDS = (
 )
 M_LENGTH = M_ARRAYS + len(ARRAY_FIELDS)
 _Arrays = namedtuple("_Arrays", ["stride"] + [name for name, _dtype, _extent in ARRAY_FIELDS])
-
-
-@intrinsic
-def _address(typingctx, addr):
-    """An int64 address as a void pointer (for numba.carray)."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return sig, codegen
 
 
 @nb.njit(cache=True, inline="always")

@@ -1,16 +1,25 @@
 """Gate ``check()`` latency: idle, with 10k open orders, with 512 pending events.
 
-The gate runs in-process on a local subscriber stand-in (no sockets on the measured path
-besides the publish, which goes to a Producer whose DEALER is connected to a ROUTER in this
-process that never answers). Beside it, in the same run: a minimal pure-Python 4-limit check
-(the floor, ``bench_ceilings.python_4limit_check``, timed right before each gate run:
+The ``check()`` series run the real thing on one host: a sequencer child process
+(``python -m sequencer.service_cli sequencer``, 1 ms heartbeats, HWM file on) carrying one
+reference price (and, for the 10k series, 10,000 open orders published to it), and gates in
+this process that join it with a real ``consumers.Subscriber`` reading the HWM file, so every
+``check()`` includes the subscriber's drain as deployed (a full poll after each heartbeat).
+The publish series sends each decision to a Producer whose DEALER is connected to a ROUTER in
+this process that never answers. The 512-pending series uses a local subscriber stand-in that
+applies one queued 512-event frame on ``poll()``, so the frame is surely pending. Beside them,
+in the same run: a minimal pure-Python 4-limit check (the floor,
+``bench_ceilings.python_4limit_check``, timed right before each gate run:
 ``python_4limit_check_beside_gate_latency``), the publish step alone, and nautilus_trader's
 RiskEngine when importable.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,27 +70,94 @@ def _records(kind: int, n: int, first_seq: int, **fields: Any) -> np.ndarray:
     return r
 
 
-def _gate(ctx: Any, publish: bool, open_orders: int = 0, kernel: bool = True):
-    import zmq
+class _Stream:
+    """A sequencer child process with its HWM file, fed through a Producer; gates join it."""
 
-    from risk_gate import Gate, GateConfig
-    from sequencer.producer import Producer
-    from sequencer.protocol import Kind
+    def __init__(self, ctx: Any) -> None:
+        import zmq
 
-    cfg = GateConfig(
+        from benchmarks._children import start_sequencer
+        from sequencer.producer import Producer
+        from sequencer.protocol import Kind
+
+        self.sockdir = Path(tempfile.mkdtemp(prefix="sqbg-"))
+        self.eps = {n: f"ipc://{self.sockdir}/{n}" for n in ("ingest", "publish", "hwm", "replay")}
+        journal = ctx.tmpdir / f"gate-journal-{time.monotonic_ns()}"
+        self.hwm_file = journal / "hwm"
+        self.proc = start_sequencer(journal, self.eps, zmq.Context.instance())
+        self.producer = Producer(self.eps["ingest"], name="bench-gate-stream")
+        self.last = 0
+        self.submit(_records(int(Kind.PRICE), 1, 0, instrument=1, price=PX))
+
+    def submit(self, records: np.ndarray) -> None:
+        """Publish ``records`` through the sequencer; returns once they are stamped."""
+        self.producer.submit(records)
+        replies = self.producer.flush(30.0)
+        if not replies or not all(r.ok for r in replies):
+            raise RuntimeError(f"the sequencer did not stamp the benchmark's records: {replies}")
+        self.last = max(self.last, max(r.last_seq for r in replies))
+
+    def add_open_orders(self, n: int) -> None:
+        from sequencer.protocol import Kind
+
+        self.submit(_records(int(Kind.NEW_ORDER), n, 0, account=1, instrument=1, venue=1, side=1, qty=1, price=PX,
+                             order_id=np.arange(10**9, 10**9 + n)))
+
+    def close(self) -> None:
+        self.producer.close()
+        self.proc.stop()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+
+def _config() -> Any:
+    from risk_gate import GateConfig
+
+    return GateConfig(
         max_lag_events=0, max_hwm_age_ms=60_000, price_ttl_ms=600_000, max_order_qty="10", max_order_notional="10000000",
         max_position="100000", max_gross_exposure="1e12", max_open_orders=10**7, rate_per_sec=1e9, rate_per_min=1e12,
         price_collar_bps=500,
     )
+
+
+def _sink(ctx: Any) -> tuple[Any, Any]:
+    """(Producer, ROUTER): decisions go to a ROUTER here that never answers."""
+    import zmq
+
+    from sequencer.producer import Producer
+
+    ep = f"ipc://{ctx.tmpdir}/gate-sink-{time.monotonic_ns()}"
+    sink = zmq.Context.instance().socket(zmq.ROUTER)
+    sink.setsockopt(zmq.LINGER, 0)
+    sink.bind(ep)
+    return Producer(ep, name="bench-gate", resend_timeout_s=3600, max_pending=10**7), sink
+
+
+def _joined(stream: _Stream, publish: bool, ctx: Any, kernel: bool = True):
+    """(gate, sink): a gate with a real Subscriber (HWM file) once it is current with ``stream``."""
+    from risk_gate import Gate
+
+    producer, sink = _sink(ctx) if publish else (None, None)
+    eps = stream.eps
+    gate = Gate(eps["publish"], eps["hwm"], eps["replay"], limits=_config(), hwm_file=str(stream.hwm_file), producer=producer,
+                publish_approvals=publish, publish_refusals=publish, kernel=kernel, subscriber_options={"report_interval_s": None})
+    sub = gate.subscriber
+    deadline = time.monotonic() + 30
+    while not (gate.applied_seq == stream.last and sub.hwm >= stream.last and not sub.recovering):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gate did not catch up with the sequencer: {sub.counters()}")
+        gate.poll()
+        time.sleep(0.0005)
+    return gate, sink
+
+
+def _gate(ctx: Any, publish: bool, open_orders: int = 0, kernel: bool = True):
+    """(gate, stand-in subscriber, sink): a gate on a local subscriber stand-in."""
+    from risk_gate import Gate
+    from sequencer.protocol import Kind
+
     sub = _LocalSub()
-    producer = sink = None
-    if publish:
-        ep = f"ipc://{ctx.tmpdir}/gate-sink-{time.monotonic_ns()}"
-        sink = zmq.Context.instance().socket(zmq.ROUTER)
-        sink.setsockopt(zmq.LINGER, 0)
-        sink.bind(ep)
-        producer = Producer(ep, name="bench-gate", resend_timeout_s=3600, max_pending=10**7)
-    gate = Gate(limits=cfg, subscriber=sub, producer=producer, publish_approvals=publish, publish_refusals=publish, kernel=kernel)
+    producer, sink = _sink(ctx) if publish else (None, None)
+    gate = Gate(limits=_config(), subscriber=sub, producer=producer, publish_approvals=publish, publish_refusals=publish, kernel=kernel)
     sub.fold = gate.fold
     seq = 1
     gate.fold.apply(_records(int(Kind.PRICE), 1, seq, instrument=1, price=PX))
@@ -185,26 +261,34 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     gate_runs: list[tuple[str, list[np.ndarray], str]] = []
     oid = 1
 
-    def series(name: str, publish: bool, open_orders: int, note: str, decimal: bool = False, kernel: bool = True) -> None:
+    def series(name: str, publish: bool, note: str, decimal: bool = False, kernel: bool = True) -> None:
         nonlocal oid
         runs = []
         for _ in range(repeats):
-            gate, _sub, sink = _gate(ctx, publish, open_orders, kernel)
-            _check_samples(gate, min(500, n), oid, decimal=decimal)  # warm-up, excluded
-            oid += 1000
-            floor_runs.append(ctx.latency_samples(floor_check, n, floor_args, warmup=min(500, n)))
-            runs.append(_check_samples(gate, n, oid, decimal=decimal))
-            oid += n
-            if sink is not None:
-                gate.producer.close()
-                sink.close(0)
+            gate, sink = _joined(stream, publish, ctx, kernel)
+            try:
+                _check_samples(gate, min(500, n), oid, decimal=decimal)  # warm-up, excluded
+                oid += 1000
+                floor_runs.append(ctx.latency_samples(floor_check, n, floor_args, warmup=min(500, n)))
+                runs.append(_check_samples(gate, n, oid, decimal=decimal))
+                oid += n
+            finally:
+                gate.close()
+                if sink is not None:
+                    sink.close(0)
         gate_runs.append((name, runs, note))
 
-    series("gate_check_latency_idle_decision_only", False, 0, "all checks on, nothing pending, decision not published")
-    series("gate_check_latency_idle_publish_each", True, 0, "all checks on, nothing pending, new_order frame sent per check (DecisionFrame + Producer.submit_encoded)")
-    series("gate_check_latency_idle_decimal_order", False, 0, "as idle_decision_only with Order(names, decimal strings) instead of FixedOrder", decimal=True)
-    series("gate_check_latency_10k_open_orders", False, 10_000, "as idle_decision_only with 10,000 open orders in the Book")
-    series("gate_check_latency_idle_reference_path", False, 0, "as idle_decision_only with Gate(kernel=False): every check in pure Python (check_order)", kernel=False)
+    real = "real Subscriber with the HWM file, sequencer child process on this host"
+    stream = _Stream(ctx)
+    try:
+        series("gate_check_latency_idle_decision_only", False, f"all checks on, nothing pending, decision not published; {real}")
+        series("gate_check_latency_idle_publish_each", True, "all checks on, nothing pending, new_order frame sent per check (DecisionFrame + Producer.submit_encoded)")
+        series("gate_check_latency_idle_decimal_order", False, "as idle_decision_only with Order(names, decimal strings) instead of FixedOrder", decimal=True)
+        series("gate_check_latency_idle_reference_path", False, "as idle_decision_only with Gate(kernel=False): every check in pure Python (check_order)", kernel=False)
+        stream.add_open_orders(10_000)
+        series("gate_check_latency_10k_open_orders", False, "as idle_decision_only with 10,000 open orders on the stream (in the Book)")
+    finally:
+        stream.close()
     floor_all = ctx.latency_results("python_4limit_check_beside_gate_latency", floor_runs,
                                     note=f"the floor check, {n} timed calls right before each gate run above (interleaved)")
     rows += floor_all

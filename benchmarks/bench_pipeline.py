@@ -19,12 +19,9 @@ The child processes are :mod:`benchmarks._pipeline_peers`.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,74 +30,39 @@ from typing import Any
 import numpy as np
 import zmq
 
+from benchmarks._children import Proc, start_sequencer
 from benchmarks._pipeline_peers import ingest_frames
 from sequencer.protocol import HEADER_SIZE, RECORD_DTYPE, decode_frame, decode_header, frame_checksum
 
 __all__ = ["run"]
 
 Row = dict[str, Any]
-_REPO = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------- parent side
-class _Proc:
-    """A child process we started; ``stop()`` ends only it."""
-
-    def __init__(self, args: list[str], **kw: Any) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH", "")]))
-        self.p = subprocess.Popen([sys.executable, *args], cwd=str(_REPO), env=env, **kw)
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(10)
-
-
 class _Pipeline:
     """Sequencer (or, with ``relay``, the raw relay child) + load generator + SUB here."""
 
     def __init__(self, tmpdir: Path, relay: bool = False) -> None:
         self.sockdir = Path(tempfile.mkdtemp(prefix="sqbp-"))
         self.eps = {n: f"ipc://{self.sockdir}/{n}" for n in ("ingest", "publish", "hwm", "replay")}
-        args = ["-m", "sequencer.service_cli", "--log-level", "WARNING", "sequencer",
-                "--journal", str(tmpdir / f"journal-{time.monotonic_ns()}"), "--durability", "batch"]
-        for n, ep in self.eps.items():
-            args += [f"--{n}", ep]
-        if relay:
-            args = ["-m", "benchmarks._pipeline_peers", "relay", self.eps["ingest"], self.eps["publish"]]
         self.relay = relay
-        self.seq = _Proc(args)
         self.zctx = zmq.Context()
+        if relay:
+            self.seq = Proc(["-m", "benchmarks._pipeline_peers", "relay", self.eps["ingest"], self.eps["publish"]])
+        else:
+            self.seq = start_sequencer(tmpdir / f"journal-{time.monotonic_ns()}", self.eps, self.zctx)
         self.sub = self.zctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 0)
         self.sub.setsockopt(zmq.RCVTIMEO, 10_000)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.connect(self.eps["publish"])
-        self.load: _Proc | None = None
+        self.load: Proc | None = None
         if relay:
             time.sleep(1.0)  # the relay has no status socket to ask: let it start and bind
-        else:
-            self._wait_serving()
-        self.load = _Proc(["-m", "benchmarks._pipeline_peers", "load", self.eps["ingest"]],
+        self.load = Proc(["-m", "benchmarks._pipeline_peers", "load", self.eps["ingest"]],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hwm = 0
-
-    def _wait_serving(self) -> None:
-        from sequencer.status import request_status
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                request_status(self.eps["replay"], 0.5, self.zctx)
-                return
-            except Exception:  # noqa: BLE001 - StatusTimeout until the child serves
-                if time.monotonic() > deadline or self.seq.p.poll() is not None:
-                    raise RuntimeError("sequencer did not start") from None
 
     def _cmd(self, line: str) -> str:
         assert self.load is not None and self.load.p.stdin and self.load.p.stdout
@@ -195,7 +157,7 @@ class _Pipeline:
 def _raw_dealer_router(ctx: Any, batch: int, messages: int) -> Any:
     sockdir = Path(tempfile.mkdtemp(prefix="sqbr-"))
     ep = f"ipc://{sockdir}/r"
-    router = _Proc(["-m", "benchmarks._pipeline_peers", "router", ep])
+    router = Proc(["-m", "benchmarks._pipeline_peers", "router", ep])
     zctx = zmq.Context()
     dealer = zctx.socket(zmq.DEALER)
     dealer.setsockopt(zmq.SNDHWM, 0)

@@ -30,11 +30,12 @@ from risk_gate.limits import LimitTable
 from risk_gate.state import RateState, Reservations
 from sequencer.registry import Registry
 
-__all__ = ["KernelCheck", "compiled_decide"]
+__all__ = ["KernelCheck", "compiled_decide", "compiled_quiet"]
 
 _I64_MIN = int(np.iinfo(np.int64).min)
 _I64_MAX = int(np.iinfo(np.int64).max)
 _entry: Any = None
+_quiet_entry: Any = None
 
 
 def compiled_decide() -> Any:
@@ -43,6 +44,14 @@ def compiled_decide() -> Any:
     if _entry is None:
         _entry = _k.decide.compile(_k.DECIDE_SIGNATURE)
     return _entry
+
+
+def compiled_quiet() -> Any:
+    """The entry point of :func:`risk_gate.kernel.subscriber_quiet` for :data:`~risk_gate.kernel.QUIET_SIGNATURE`."""
+    global _quiet_entry
+    if _quiet_entry is None:
+        _quiet_entry = _k.subscriber_quiet.compile(_k.QUIET_SIGNATURE)
+    return _quiet_entry
 
 
 def _fits(values: tuple[int, ...]) -> bool:

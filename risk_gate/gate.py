@@ -37,7 +37,7 @@ from typing import Any, Callable
 import msgspec
 
 from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
-from risk_gate.fastpath import KernelCheck
+from risk_gate.fastpath import KernelCheck, compiled_quiet
 from risk_gate.fold import GateFold
 from risk_gate.kernel import FALLBACK, FLAG_QUIET, LAST_CODE, NEED_LIMITS, NEED_POLL
 from risk_gate.kernel_clock import AVAILABLE as _KERNEL_CLOCK_AVAILABLE
@@ -204,6 +204,8 @@ class Gate(DecisionPublishing):
             and self._kernel.watch_quiet(getattr(subscriber, "quiet", None))
         ):
             self._quiet_flag = FLAG_QUIET
+        self._quiet_address = int(self._kernel.quiet.ctypes.data) if self._quiet_flag else 0
+        self._quiet_now = compiled_quiet() if self._quiet_flag else None
 
     # -- construction from the config file ------------------------------------------------
     @classmethod
@@ -335,7 +337,8 @@ class Gate(DecisionPublishing):
                 raise failure
             s = self.subscriber
             if now is None:
-                s.poll(self._max_drain)
+                if not (self._quiet_address and self._quiet_now(self._quiet_address)):
+                    s.poll(self._max_drain)
                 now = self._clock()
             if type(order) is FixedOrder:
                 fo = order

@@ -58,6 +58,8 @@ __all__ = [
     "M_LENGTH",
     "decide",
     "DECIDE_SIGNATURE",
+    "subscriber_quiet",
+    "QUIET_SIGNATURE",
     "FALLBACK",
     "NEED_LIMITS",
     "NEED_POLL",
@@ -349,3 +351,16 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     g.ids[~id_slot] = order_id
     g.ids_count[0] += 1
     return now_ns if read_clock else 0
+
+
+# subscriber_quiet(state_address) as the gate calls it.
+QUIET_SIGNATURE = (strict_int64,)
+
+
+@nb.njit(cache=True)
+def subscriber_quiet(state_address):
+    """Whether ``poll()`` of the subscriber whose quiet state is at ``state_address`` would do
+    nothing now (:func:`consumers.quiet.is_quiet` at the wall clock read here): the full path's
+    way to skip the poll that :data:`FLAG_QUIET` skips on the fast path."""
+    now_ns = realtime_ns()
+    return now_ns > LAST_CODE and is_quiet(as_int(state_address), now_ns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ import pytest
 import zmq
 
 from gate_support import rec
-from risk_gate import Gate, GateConfig, Order, RefuseReason
+from risk_gate import FixedOrder, Gate, GateConfig, Order, RefuseReason
 from sequencer.producer import Producer
 from sequencer.protocol import Kind
 from support import REPO_ROOT, running_sequencer
@@ -123,6 +124,30 @@ def test_gate_when_sequencer_killed_then_stale_hwm_after_max_age(tmp_path):
             until(lambda: gate.check(order()).approved)
             sp.kill()
             d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(order())))
+            assert d.hwm_age_ms > 200
+        finally:
+            prod.close()
+            gate.close()
+
+
+def test_gate_when_quiet_on_hwm_file_and_sequencer_killed_then_stale_hwm_after_max_age(tmp_path):
+    # Same host, HWM file, nothing published by the gate: check() skips polling while the file
+    # says nothing is new; a dead sequencer stops writing it and the HWM ages all the same.
+    with running_sequencer(tmp_path, heartbeat_ms=2) as sp:
+        gate = Gate(publish=sp.publish, hwm=sp.hwm, replay=sp.replay, hwm_file=sp.hwm_file,
+                    limits=GateConfig(max_hwm_age_ms=200), name="gate-quiet")
+        prod = Producer(sp.ingest, name="prices")
+        ids = itertools.count(1)
+
+        def fo() -> FixedOrder:
+            return FixedOrder(1, 1, 1, 1, 1, 5_000_000, next(ids))
+
+        try:
+            assert gate._quiet_flag and sp.hwm_file is not None
+            publish_price(prod)
+            until(lambda: gate.check(fo()).approved)
+            sp.kill()
+            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(fo())))
             assert d.hwm_age_ms > 200
         finally:
             prod.close()

@@ -18,7 +18,8 @@ from consumers import Subscriber
 from consumers.hwm import HwmFile
 from consumers.quiet import NOT_QUIET, Q_FILE, Q_FROM, Q_GEN, Q_LENGTH, Q_UNTIL, is_quiet, is_quiet_py, new_quiet_state
 from fake_sequencer import FakeSequencer, HashFold
-from risk_gate import FixedOrder, Gate, GateConfig, RefuseReason
+from gate_support import FakeProducer
+from risk_gate import FixedOrder, Gate, GateConfig, Order, RefuseReason
 from sequencer.hwm_file import HwmFileWriter
 
 # A limit order needs no reference price with the collar and gross exposure off; the fake
@@ -148,9 +149,9 @@ def test_quiet_when_no_hwm_file_then_never_quiet(fake: FakeSequencer) -> None:
 
 
 # -- the gate reading it --------------------------------------------------------------------
-def _quiet_gate(fake: FakeSequencer, **options) -> Gate:
+def _quiet_gate(fake: FakeSequencer, producer=None, **options) -> Gate:
     fake.publish_records(10)
-    gate = Gate(fake.publish, fake.hwm, fake.replay, limits=CFG, hwm_file=fake.hwm_file, subscriber_options=options)
+    gate = Gate(fake.publish, fake.hwm, fake.replay, limits=CFG, hwm_file=fake.hwm_file, producer=producer, subscriber_options=options)
     _drive(lambda: (fake.pump(), gate.poll()), lambda: gate.applied_seq == fake.last_seq and not gate.subscriber.recovering
            and gate.subscriber.hwm == fake.last_seq)
     # The first check of an account loads its limit rows on the full path (which polls).
@@ -177,6 +178,21 @@ def test_check_when_subscriber_quiet_then_decides_without_polling(fake: FakeSequ
         assert all(d.approved for d in decisions) and polls.n == 0
         assert {(d.applied_seq, d.hwm, d.hwm_ts_ns) for d in decisions} == {(10, 10, gate.subscriber.hwm_ts_ns)}
         assert gate.reservations.total == 301
+    finally:
+        gate.close()
+
+
+def test_full_path_check_when_subscriber_quiet_then_skips_polling_until_sequencer_publishes(fake: FakeSequencer) -> None:
+    producer = FakeProducer()  # approvals are published: every check takes the full path
+    gate = _quiet_gate(fake, producer=producer, check_interval_s=60.0)
+    try:
+        polls = _CountPolls(gate.subscriber)
+        decisions = [gate.check(Order("acct-1", "BTC-USDT", "sim-1", "buy", "0.0001", "50000.00", 500 + k)) for k in range(50)]
+        assert all(d.approved for d in decisions) and polls.n == 0
+        assert len(producer.records) == 51
+        fake.publish_records(2)
+        d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 600))
+        assert polls.n == 1 and d.hwm == 12
     finally:
         gate.close()
 

@@ -113,6 +113,7 @@ class Subscriber(ReplayClient):
         self._tracker = HwmTracker()
         self._file = HwmFile(hwm_file) if hwm_file else None
         self._file_gen = -1
+        self._file_key = (-1, -1)  # (epoch, ts_ns) of the file's last read
         self._quiet_gen = NOT_QUIET
         self.quiet = new_quiet_state()
         self._wall_from = 0
@@ -279,7 +280,10 @@ class Subscriber(ReplayClient):
             if sp.error is not None and sp.error != self._logged_error:
                 self._log_error()
         if hf is not None:
-            quiet = sp.idle and self._tracker.hwm <= sp.applied_seq
+            tr = self._tracker
+            # Quiet only while the file is the newest HWM source: a file no sequencer writes
+            # any more (a stale path) must not stand for "nothing new was published".
+            quiet = sp.idle and tr.hwm <= sp.applied_seq and self._file_key >= (tr.epoch, tr.ts_ns)
             self._quiet_gen = self._file_gen if quiet else NOT_QUIET
         return n
 
@@ -360,6 +364,7 @@ class Subscriber(ReplayClient):
         if got is None:
             return
         self._file_gen, (epoch, hwm, ts) = got
+        self._file_key = (epoch, ts)
         if self._tracker.update(epoch, hwm, ts):
             self._splicer.note_hwm(self._tracker.epoch, self._tracker.hwm, now)
 

@@ -75,6 +75,19 @@ def _integral(fo: FixedOrder) -> tuple[FixedOrder, str | None]:
     return FixedOrder(*values), None
 
 
+def _hwm_file(gate_value: str, seq: Any) -> str | None:
+    """The gate's HWM file: its own ``hwm_file``, else where the sequencer of ``seq`` (a
+    ``SequencerConfig``) writes it (``JOURNAL/hwm`` by default); None when either says "off"."""
+    from sequencer.service import hwm_file_path
+
+    if gate_value.lower() in ("off", "none"):
+        return None
+    if gate_value:
+        return gate_value
+    path = hwm_file_path(seq, Path(seq.journal))
+    return str(path) if path is not None else None
+
+
 def _agreed(code: int, reason: RefuseReason | None, detail: str) -> tuple[RefuseReason, str]:
     """The kernel's refusal with the reference's detail; a disagreement refuses as INTERNAL_ERROR."""
     if reason is not None and int(reason) == code:
@@ -222,7 +235,7 @@ class Gate(DecisionPublishing):
             "hwm": cfg.hwm or seq.hwm,
             "replay": cfg.replay or seq.replay,
             "ingest": cfg.ingest or seq.ingest,
-            "hwm_file": cfg.hwm_file or seq.hwm_file or None,
+            "hwm_file": _hwm_file(cfg.hwm_file, seq),
             "limits": LimitTable(cfg, reg),
             "registry": reg,
             "name": cfg.name,

@@ -171,10 +171,13 @@ class FakeSequencer:
 
     # ------------------------------------------------------------------ service
     def pump(self, timeout_ms: int = 0) -> int:
-        """Send one heartbeat, answer pending replay requests; returns requests handled."""
+        """Send one heartbeat (and, like the sequencer, write the HWM file with the same
+        timestamp), answer pending replay requests; returns requests handled."""
         with self._lock:
             if self.heartbeats:
-                self._hb.send(encode_heartbeat(self.epoch, self.last_seq, time.time_ns()))
+                now = time.time_ns()
+                self._hb.send(encode_heartbeat(self.epoch, self.last_seq, now))
+                self._writer.write(self.epoch, self.last_seq, now)
             handled = 0
             if timeout_ms and not self._router.poll(timeout_ms):
                 return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -251,6 +252,27 @@ def test_from_config_when_file_given_then_endpoints_from_sequencer_section(tmp_p
     Gate.from_config(p)
     assert seen["publish"] == "ipc://x-pub" and seen["ingest"] == "ipc://x-in" and seen["name"] == "g1"
     assert seen["limits"].resolved(1, 1).max_qty_lots == 20_000
+    # No hwm_file anywhere: where the sequencer writes it by default (JOURNAL/hwm).
+    assert seen["hwm_file"] == str(Path("journal") / "hwm")
+
+
+@pytest.mark.parametrize(
+    ("sequencer_line", "gate_line", "expected"),
+    [
+        ('journal = "/data/j"\n', "", "/data/j/hwm"),
+        ('hwm_file = "/dev/shm/h"\n', "", "/dev/shm/h"),
+        ('hwm_file = "off"\n', "", None),
+        ("", 'hwm_file = "/tmp/own"\n', "/tmp/own"),
+        ('hwm_file = "/dev/shm/h"\n', 'hwm_file = "off"\n', None),
+    ],
+)
+def test_from_config_when_hwm_file_set_or_not_then_gate_reads_the_sequencers(tmp_path, monkeypatch, sequencer_line, gate_line, expected):
+    p = tmp_path / "c.toml"
+    p.write_text(f"[sequencer]\n{sequencer_line}[gate]\n{gate_line}")
+    seen = {}
+    monkeypatch.setattr(Gate, "__init__", lambda self, **kw: seen.update(kw))
+    Gate.from_config(p)
+    assert seen["hwm_file"] == expected
 
 
 def test_check_when_heartbeat_lags_data_path_then_hwm_used_and_recorded_is_applied_seq():

@@ -256,3 +256,21 @@ def test_check_when_subscriber_closed_then_refuses(fake: FakeSequencer) -> None:
     d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 70))
     assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR
     gate.close()
+
+
+def test_quiet_when_hwm_file_is_stale_then_never_quiet(fake: FakeSequencer, tmp_path: Path) -> None:
+    stale = tmp_path / "old-hwm"
+    w = HwmFileWriter(stale)  # a file left by another, earlier sequencer
+    w.write(1, 3, time.time_ns() - 10**9)
+    fold = HashFold()
+    fake.publish_records(6)
+    try:
+        with Subscriber(fake.publish, fake.hwm, fake.replay, fold, hwm_file=stale) as sub:
+            _drive(lambda: (fake.pump(), sub.poll()), lambda: fold.applied_seq == 6 and not sub.recovering and sub.hwm == 6)
+            sub.poll()
+            assert sub.quiet[Q_FILE] != 0 and sub.quiet[Q_GEN] == NOT_QUIET
+            assert not _kernel_quiet(sub.quiet.ctypes.data, time.time_ns())
+            fake.publish_records(2)  # the stale file does not move: polls must still find these
+            _drive(sub.poll, lambda: fold.applied_seq == 8)
+    finally:
+        w.close()

@@ -115,39 +115,27 @@ def test_gate_when_data_path_stalls_then_stale_sequence_and_approves_after(tmp_p
             fwd.close()
 
 
-def test_gate_when_sequencer_killed_then_stale_hwm_after_max_age(tmp_path):
+@pytest.mark.parametrize("quiet", [False, True])
+def test_gate_when_sequencer_killed_then_stale_hwm_after_max_age(tmp_path, quiet):
+    # quiet: same host, HWM file, nothing published by the gate, so check() skips polling
+    # while the file says nothing is new; a dead sequencer stops writing it and the HWM ages
+    # all the same.
     with running_sequencer(tmp_path, heartbeat_ms=2) as sp:
-        gate = make_gate(sp, max_hwm_age_ms=200)
-        prod = Producer(sp.ingest, name="prices")
-        try:
-            publish_price(prod)
-            until(lambda: gate.check(order()).approved)
-            sp.kill()
-            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(order())))
-            assert d.hwm_age_ms > 200
-        finally:
-            prod.close()
-            gate.close()
-
-
-def test_gate_when_quiet_on_hwm_file_and_sequencer_killed_then_stale_hwm_after_max_age(tmp_path):
-    # Same host, HWM file, nothing published by the gate: check() skips polling while the file
-    # says nothing is new; a dead sequencer stops writing it and the HWM ages all the same.
-    with running_sequencer(tmp_path, heartbeat_ms=2) as sp:
-        gate = Gate(publish=sp.publish, hwm=sp.hwm, replay=sp.replay, hwm_file=sp.hwm_file,
-                    limits=GateConfig(max_hwm_age_ms=200), name="gate-quiet")
-        prod = Producer(sp.ingest, name="prices")
-        ids = itertools.count(1)
-
-        def fo() -> FixedOrder:
-            return FixedOrder(1, 1, 1, 1, 1, 5_000_000, next(ids))
-
-        try:
+        if quiet:
+            gate = Gate(publish=sp.publish, hwm=sp.hwm, replay=sp.replay, hwm_file=sp.hwm_file,
+                        limits=GateConfig(max_hwm_age_ms=200), name="gate-quiet")
             assert gate._quiet_flag and sp.hwm_file is not None
+            ids = itertools.count(1)
+            new_order = lambda: FixedOrder(1, 1, 1, 1, 1, 5_000_000, next(ids))  # noqa: E731
+        else:
+            gate = make_gate(sp, max_hwm_age_ms=200)
+            new_order = order
+        prod = Producer(sp.ingest, name="prices")
+        try:
             publish_price(prod)
-            until(lambda: gate.check(fo()).approved)
+            until(lambda: gate.check(new_order()).approved)
             sp.kill()
-            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(fo())))
+            d = until(lambda: (lambda x: x if x.reason is RefuseReason.STALE_HWM else None)(gate.check(new_order())))
             assert d.hwm_age_ms > 200
         finally:
             prod.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import tempfile
@@ -149,14 +150,19 @@ def test_quiet_when_no_hwm_file_then_never_quiet(fake: FakeSequencer) -> None:
 
 
 # -- the gate reading it --------------------------------------------------------------------
-def _quiet_gate(fake: FakeSequencer, producer=None, **options) -> Gate:
+@contextlib.contextmanager
+def _quiet_gate(fake: FakeSequencer, producer=None, **options):
+    """A gate current with ``fake`` (10 records), its first check done; closed on exit."""
     fake.publish_records(10)
     gate = Gate(fake.publish, fake.hwm, fake.replay, limits=CFG, hwm_file=fake.hwm_file, producer=producer, subscriber_options=options)
     _drive(lambda: (fake.pump(), gate.poll()), lambda: gate.applied_seq == fake.last_seq and not gate.subscriber.recovering
            and gate.subscriber.hwm == fake.last_seq)
-    # The first check of an account loads its limit rows on the full path (which polls).
-    assert gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 1)).approved
-    return gate
+    try:
+        # The first check of an account loads its limit rows on the full path (which polls).
+        assert gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 1)).approved
+        yield gate
+    finally:
+        gate.close()
 
 
 class _CountPolls:
@@ -171,21 +177,17 @@ class _CountPolls:
 
 
 def test_check_when_subscriber_quiet_then_decides_without_polling(fake: FakeSequencer) -> None:
-    gate = _quiet_gate(fake, check_interval_s=60.0)
-    try:
+    with _quiet_gate(fake, check_interval_s=60.0) as gate:
         polls = _CountPolls(gate.subscriber)
         decisions = [gate.check(FixedOrder(1, 1, 1, 1 + k % 2, 1, PX, 100 + k)) for k in range(300)]
         assert all(d.approved for d in decisions) and polls.n == 0
         assert {(d.applied_seq, d.hwm, d.hwm_ts_ns) for d in decisions} == {(10, 10, gate.subscriber.hwm_ts_ns)}
         assert gate.reservations.total == 301
-    finally:
-        gate.close()
 
 
 def test_full_path_check_when_subscriber_quiet_then_skips_polling_until_sequencer_publishes(fake: FakeSequencer) -> None:
     producer = FakeProducer()  # approvals are published: every check takes the full path
-    gate = _quiet_gate(fake, producer=producer, check_interval_s=60.0)
-    try:
+    with _quiet_gate(fake, producer=producer, check_interval_s=60.0) as gate:
         polls = _CountPolls(gate.subscriber)
         decisions = [gate.check(Order("acct-1", "BTC-USDT", "sim-1", "buy", "0.0001", "50000.00", 500 + k)) for k in range(50)]
         assert all(d.approved for d in decisions) and polls.n == 0
@@ -193,13 +195,10 @@ def test_full_path_check_when_subscriber_quiet_then_skips_polling_until_sequence
         fake.publish_records(2)
         d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 600))
         assert polls.n == 1 and d.hwm == 12
-    finally:
-        gate.close()
 
 
 def test_check_when_sequencer_published_since_then_polls_and_decides_on_new_state(fake: FakeSequencer) -> None:
-    gate = _quiet_gate(fake, check_interval_s=60.0)
-    try:
+    with _quiet_gate(fake, check_interval_s=60.0) as gate:
         polls = _CountPolls(gate.subscriber)
         fake.publish_records(5)
         d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 7))
@@ -210,31 +209,23 @@ def test_check_when_sequencer_published_since_then_polls_and_decides_on_new_stat
             assert d.reason is RefuseReason.STALE_SEQUENCE
         _drive(lambda: None, lambda: gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 8 + polls.n)).approved)
         assert gate.applied_seq == 15
-    finally:
-        gate.close()
 
 
 def test_check_when_quiet_window_ends_then_polls_again(fake: FakeSequencer) -> None:
-    gate = _quiet_gate(fake, check_interval_s=0.005)
-    try:
+    with _quiet_gate(fake, check_interval_s=0.005) as gate:
         polls = _CountPolls(gate.subscriber)
         time.sleep(0.02)
         assert gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 50)).approved
         assert polls.n >= 1
-    finally:
-        gate.close()
 
 
 def test_check_when_quiet_and_order_breaks_a_limit_then_refuses_like_the_full_path(fake: FakeSequencer) -> None:
-    gate = _quiet_gate(fake, check_interval_s=60.0)
-    try:
+    with _quiet_gate(fake, check_interval_s=60.0) as gate:
         d = gate.check(FixedOrder(1, 1, 1, 1, 10**9, PX, 60))
         assert not d.approved and d.reason is RefuseReason.MAX_ORDER_QTY and "qty" in d.detail
         assert gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 61)).approved
         dup = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 61))
         assert dup.reason is RefuseReason.DUPLICATE_ORDER_ID
-    finally:
-        gate.close()
 
 
 def test_check_when_gate_has_its_own_clock_then_polls_every_time(fake: FakeSequencer) -> None:
@@ -251,11 +242,10 @@ def test_check_when_gate_has_its_own_clock_then_polls_every_time(fake: FakeSeque
 
 
 def test_check_when_subscriber_closed_then_refuses(fake: FakeSequencer) -> None:
-    gate = _quiet_gate(fake, check_interval_s=60.0)
-    gate.subscriber.close()
-    d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 70))
-    assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR
-    gate.close()
+    with _quiet_gate(fake, check_interval_s=60.0) as gate:
+        gate.subscriber.close()
+        d = gate.check(FixedOrder(1, 1, 1, 1, 1, PX, 70))
+        assert not d.approved and d.reason is RefuseReason.INTERNAL_ERROR
 
 
 def test_quiet_when_hwm_file_is_stale_then_never_quiet(fake: FakeSequencer, tmp_path: Path) -> None:

@@ -244,9 +244,51 @@ def _nautilus_rows(ctx: Any, n: int, repeats: int, floor_rows: dict[str, Any]) -
     return ctx.latency_results(name, runs, references=floor_rows, note=note)
 
 
+SLOW_PHASE = 1.25
+"""A gate run is left out when the floor check beside it ran this much slower than its fastest run."""
+
+
+def _normal_speed_runs(measured: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]):
+    """``({series: gate runs kept}, floor runs kept, note)``.
+
+    This VM flips between two speeds about 2x apart (the floor check measures ~0.7 or
+    ~1.3-1.6 us p50 for minutes at a time, and everything with it). A gate run counts only
+    when the floor check timed right before and right after it both ran within
+    :data:`SLOW_PHASE` of the fastest floor run of this module, i.e. the machine was at its
+    normal speed throughout; a series with fewer than 3 such runs keeps all of them. The note
+    gives the counts and the all-runs median, so nothing is hidden.
+    """
+    p50 = {id(a): float(np.median(a)) for _name, before, _g, after in measured for a in (before, after)}
+    fastest = min(p50.values())
+    kept: dict[str, list[np.ndarray]] = {}
+    everything: dict[str, list[np.ndarray]] = {}
+    floors: list[np.ndarray] = []
+    for name, before, samples, after in measured:
+        everything.setdefault(name, []).append(samples)
+        if max(p50[id(before)], p50[id(after)]) <= SLOW_PHASE * fastest:
+            kept.setdefault(name, []).append(samples)
+            floors.append(before)
+    parts = []
+    for name, runs in everything.items():
+        short = name.removeprefix("gate_check_latency_")
+        all_p50 = f"all runs p50 {np.median([np.median(r) for r in runs]) / 1e3:.3g} us"
+        if len(kept.get(name, [])) < 3:
+            parts.append(f"{short} {len(kept.get(name, []))}/{len(runs)} at normal speed, so all {len(runs)} used ({all_p50})")
+            kept[name] = runs
+        else:
+            parts.append(f"{short} {len(kept[name])}/{len(runs)} runs kept ({all_p50})")
+    if not floors:
+        floors = [before for _n, before, _g, _a in measured]
+    note = (f"runs at normal machine speed only (floor before and after within {SLOW_PHASE}x of its fastest run,"
+            f" {fastest / 1e3:.3g} us p50): " + ", ".join(parts))
+    return kept, floors, note
+
+
 def run(ctx: Any) -> list[dict[str, Any]]:
     n = ctx.size(2_000, 50_000)
     repeats = 3 if ctx.quick else 5
+    # More gate runs than the harness's 5: runs in the VM's slow phase are left out (_normal_speed_runs).
+    series_repeats = 3 if ctx.quick else 9
     rows: list[dict[str, Any]] = [ctx.result("timer_overhead_perf_counter_ns_pair", ctx.timer_overhead_ns(), "ns", higher_is_better=False, note="included in every latency below")]
     from benchmarks import bench_ceilings as ceilings
 
@@ -257,26 +299,30 @@ def run(ctx: Any) -> list[dict[str, Any]]:
     rows += ceilings.python_4limit_check_latency(ctx)
     floor_check = ceilings.python_4limit_check()
     floor_args = (1, 1, 1, 10, 6_500_000)
-    floor_runs: list[np.ndarray] = []
-    gate_runs: list[tuple[str, list[np.ndarray], str]] = []
+    # (series, floor before, gate samples, floor after) per gate run.
+    measured: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    notes: dict[str, str] = {}
     oid = 1
+
+    def floor_samples() -> np.ndarray:
+        return ctx.latency_samples(floor_check, n, floor_args, warmup=min(500, n))
 
     def series(name: str, publish: bool, note: str, decimal: bool = False, kernel: bool = True) -> None:
         nonlocal oid
-        runs = []
-        for _ in range(repeats):
+        notes[name] = note
+        for _ in range(series_repeats):
             gate, sink = _joined(stream, publish, ctx, kernel)
             try:
                 _check_samples(gate, min(500, n), oid, decimal=decimal)  # warm-up, excluded
                 oid += 1000
-                floor_runs.append(ctx.latency_samples(floor_check, n, floor_args, warmup=min(500, n)))
-                runs.append(_check_samples(gate, n, oid, decimal=decimal))
+                before = floor_samples()
+                samples = _check_samples(gate, n, oid, decimal=decimal)
                 oid += n
+                measured.append((name, before, samples, floor_samples()))
             finally:
                 gate.close()
                 if sink is not None:
                     sink.close(0)
-        gate_runs.append((name, runs, note))
 
     real = "real Subscriber with the HWM file, sequencer child process on this host"
     stream = _Stream(ctx)
@@ -289,12 +335,13 @@ def run(ctx: Any) -> list[dict[str, Any]]:
         series("gate_check_latency_10k_open_orders", False, "as idle_decision_only with 10,000 open orders on the stream (in the Book)")
     finally:
         stream.close()
+    kept, floor_runs, speed_note = _normal_speed_runs(measured)
     floor_all = ctx.latency_results("python_4limit_check_beside_gate_latency", floor_runs,
-                                    note=f"the floor check, {n} timed calls right before each gate run above (interleaved)")
+                                    note=f"the floor check, {n} timed calls right before each gate run kept below; {speed_note}")
     rows += floor_all
     floor_rows = {r["name"].rsplit("_", 1)[-1]: r for r in floor_all}
-    for name, runs, note in gate_runs:
-        rows.extend(ctx.latency_results(name, runs, references=floor_rows, targets=T_IDLE, note=note))
+    for name, note in notes.items():
+        rows.extend(ctx.latency_results(name, kept[name], references=floor_rows, targets=T_IDLE, note=f"{note}; {speed_note}"))
     pub_runs = []
     for _ in range(repeats):
         gate, _sub, sink = _gate(ctx, True, 0)

@@ -372,3 +372,21 @@ def test_fold_floor_when_random_fills_then_numba_equals_reference(n, accounts, i
     fold_positions(rec, got)
     fold_positions_reference(rec, want)
     assert np.array_equal(got, want)
+
+
+def _flat(ns: float) -> np.ndarray:
+    return np.full(100, ns)
+
+
+def test_normal_speed_runs_when_floor_beside_a_run_is_slow_then_that_run_is_left_out():
+    from benchmarks.bench_gate import _normal_speed_runs
+
+    a = [("a", _flat(650), _flat(900 + k), _flat(660)) for k in range(3)]
+    slow_before = ("a", _flat(1400), _flat(1800), _flat(660))
+    slow_after = ("a", _flat(650), _flat(1700), _flat(1300))
+    b = [("b", _flat(1500), _flat(3000), _flat(1400)), ("b", _flat(660), _flat(1500), _flat(660))]
+    kept, floors, note = _normal_speed_runs(a + [slow_before, slow_after] + b)
+    assert [float(np.median(r)) for r in kept["a"]] == [900, 901, 902]
+    # Fewer than 3 runs at normal speed: every run of the series is used, and the note says so.
+    assert [float(np.median(r)) for r in kept["b"]] == [3000, 1500]
+    assert len(floors) == 4 and "a 3/5 runs kept" in note and "b 1/2 at normal speed, so all 2 used" in note

@@ -10,7 +10,12 @@ subscriber mirrors those facts into a small int64 array, ``Subscriber.quiet``:
 ``Q_GEN``    generation at which the last full poll found the consumer quiet; ``NOT_QUIET`` = not
 ``Q_FROM``   ``time.time_ns()`` when the timers were last looked at
 ``Q_UNTIL``  ``Q_FROM + check_interval``: when they are due again (the next full poll)
+``Q_HWM``    ``Subscriber.hwm`` then, ``Q_HWM_TS`` its ``hwm_ts_ns``
+``Q_STREAM`` ``STREAM_RECOVERING`` if it was recovering, ``| STREAM_ERROR`` if it had an error
 ===========  ==================================================================================
+
+While the state is quiet those stream values are the subscriber's current ones (only a poll
+that does work changes them, and it rewrites them), so compiled code can read them here too.
 
 The subscriber times its timers on the monotonic clock; the window is also kept on the wall
 clock because that is the clock the gate's kernel reads anyway. A wall clock stepped outside
@@ -32,10 +37,12 @@ import numpy as np
 
 from sequencer.native import voidptr
 
-__all__ = ["Q_FILE", "Q_GEN", "Q_FROM", "Q_UNTIL", "Q_LENGTH", "NOT_QUIET", "new_quiet_state", "is_quiet", "is_quiet_py"]
+__all__ = ["Q_FILE", "Q_GEN", "Q_FROM", "Q_UNTIL", "Q_HWM", "Q_HWM_TS", "Q_STREAM", "STREAM_RECOVERING", "STREAM_ERROR", "Q_LENGTH", "NOT_QUIET", "new_quiet_state", "is_quiet", "is_quiet_py"]
 
-Q_FILE, Q_GEN, Q_FROM, Q_UNTIL = range(4)
-Q_LENGTH = 4
+Q_FILE, Q_GEN, Q_FROM, Q_UNTIL, Q_HWM, Q_HWM_TS, Q_STREAM = range(7)
+Q_LENGTH = 7
+STREAM_RECOVERING = 1
+STREAM_ERROR = 2
 NOT_QUIET = -2
 """``Q_GEN`` when the last full poll did not find the consumer quiet (generations are >= 0)."""
 

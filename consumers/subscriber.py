@@ -29,7 +29,9 @@ import zmq
 
 from consumers.frames import decode_stamped
 from consumers.hwm import HwmFile, HwmTracker
-from consumers.quiet import NOT_QUIET, Q_FILE, Q_FROM, Q_GEN, Q_UNTIL, new_quiet_state
+from consumers.quiet import (
+    NOT_QUIET, Q_FILE, Q_FROM, Q_GEN, Q_HWM, Q_HWM_TS, Q_STREAM, Q_UNTIL, STREAM_ERROR, STREAM_RECOVERING, new_quiet_state,
+)
 from consumers.replay_client import ReplayClient
 from consumers.splice import Splicer
 from sequencer.log import get_logger
@@ -331,6 +333,9 @@ class Subscriber(ReplayClient):
             q[Q_GEN] = self._quiet_gen
             q[Q_FROM] = self._wall_from
             q[Q_UNTIL] = self._wall_from + self._check_ns
+            q[Q_HWM] = tr.hwm
+            q[Q_HWM_TS] = tr.ts_ns
+            q[Q_STREAM] = (STREAM_RECOVERING if sp.recovering else 0) | (0 if sp.error is None else STREAM_ERROR)
 
     def _periodic(self, now: int) -> None:
         self._next_check_ns = now + self._check_ns

@@ -30,12 +30,13 @@ from risk_gate.limits import LimitTable
 from risk_gate.state import RateState, Reservations
 from sequencer.registry import Registry
 
-__all__ = ["KernelCheck", "compiled_decide", "compiled_quiet"]
+__all__ = ["KernelCheck", "compiled_decide", "compiled_decide_quiet", "compiled_quiet"]
 
 _I64_MIN = int(np.iinfo(np.int64).min)
 _I64_MAX = int(np.iinfo(np.int64).max)
 _entry: Any = None
 _quiet_entry: Any = None
+_decide_quiet_entry: Any = None
 
 
 def compiled_decide() -> Any:
@@ -44,6 +45,14 @@ def compiled_decide() -> Any:
     if _entry is None:
         _entry = _k.decide.compile(_k.DECIDE_SIGNATURE)
     return _entry
+
+
+def compiled_decide_quiet() -> Any:
+    """The entry point of :func:`risk_gate.kernel.decide_quiet` for :data:`~risk_gate.kernel.DECIDE_QUIET_SIGNATURE`."""
+    global _decide_quiet_entry
+    if _decide_quiet_entry is None:
+        _decide_quiet_entry = _k.decide_quiet.compile(_k.DECIDE_QUIET_SIGNATURE)
+    return _decide_quiet_entry
 
 
 def compiled_quiet() -> Any:
@@ -81,13 +90,14 @@ class KernelCheck:
             "rate_sec": rates.sec, "rate_min": rates.min, "rate_last_ns": rates.last_ns,
             "lim_slot": np.full(a * i, -1, dtype=np.int64),
             "lim": np.zeros((cap, _k.L_COLUMNS), dtype=np.int64), "limf": np.zeros((cap, _k.F_COLUMNS), dtype=np.float64),
+            "book_counts": book.counts,
         }
         self.ids = ids if ids is not None else OrderIdSet()
         self.quiet: np.ndarray | None = None
         self.meta = np.zeros(_k.M_LENGTH, dtype=np.int64)
         self.meta_address = self.meta.ctypes.data  # what decide() takes; self.meta keeps it valid
         self.meta[[_k.M_STRIDE, _k.M_ACCOUNTS, _k.M_INSTRUMENTS, _k.M_VENUES, _k.M_LISTED]] = (i, a, i, v, len(self.instruments))
-        self._extents = {"AI": a * i, "A": a, "I": i, "V": v, "L": len(self.instruments), "1": 1}
+        self._extents = {"AI": a * i, "A": a, "I": i, "V": v, "L": len(self.instruments), "1": 1, "K": _k.BOOK_COUNTS}
         self._address_ids()
         self.ids.on_grow.append(self._address_ids)
         self.decide = compiled_decide()

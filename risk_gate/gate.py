@@ -37,9 +37,9 @@ from typing import Any, Callable
 import msgspec
 
 from risk_gate.checks import BookView, FixedOrder, StreamView, check_order
-from risk_gate.fastpath import KernelCheck, compiled_quiet
+from risk_gate.fastpath import KernelCheck, compiled_decide_quiet, compiled_quiet
 from risk_gate.fold import GateFold
-from risk_gate.kernel import FALLBACK, FLAG_QUIET, LAST_CODE, NEED_LIMITS, NEED_POLL
+from risk_gate.kernel import FALLBACK, LAST_CODE, NEED_LIMITS, NEED_POLL
 from risk_gate.kernel_clock import AVAILABLE as _KERNEL_CLOCK_AVAILABLE
 from risk_gate.limits import GateConfig, LimitTable, load_gate_config
 from risk_gate.order import Decision, FixedConverter, Order
@@ -210,15 +210,14 @@ class Gate(DecisionPublishing):
         self._meta_address = self._kernel.meta_address if self._kernel is not None else 0
         # With a subscriber that publishes its quiet state and stream state (consumers.quiet)
         # and the default clock (the kernel reads it), the fast path lets the kernel tell
-        # whether poll() would do anything, and reads the stream state in one attribute.
-        self._quiet_flag = 0
-        if (
+        # whether poll() would do anything and read the stream values (decide_quiet).
+        self._quiet = (
             self._kernel is not None and clock is _KERNEL_CLOCK and isinstance(getattr(subscriber, "stream_state", None), tuple)
             and self._kernel.watch_quiet(getattr(subscriber, "quiet", None))
-        ):
-            self._quiet_flag = FLAG_QUIET
-        self._quiet_address = int(self._kernel.quiet.ctypes.data) if self._quiet_flag else 0
-        self._quiet_now = compiled_quiet() if self._quiet_flag else None
+        )
+        self._quiet_address = int(self._kernel.quiet.ctypes.data) if self._quiet else 0
+        self._quiet_now = compiled_quiet() if self._quiet else None
+        self._decide_quiet = compiled_decide_quiet() if self._quiet else None
 
     # -- construction from the config file ------------------------------------------------
     @classmethod
@@ -291,22 +290,21 @@ class Gate(DecisionPublishing):
             # not an int, an exception) is decided by _check; the kernel changes no state
             # unless it approves, so deciding again is safe.
             now = None
-            quiet = self._quiet_flag
+            quiet = self._quiet
             try:
                 s = self.subscriber
                 if quiet:
-                    # The kernel reads the clock (0) and says NEED_POLL unless a poll would do nothing.
+                    # The kernel reads the clock (0), the stream values and says NEED_POLL
+                    # unless a poll would do nothing; on approval it returns the time.
                     now = 0
-                    applied = self.fold.applied
-                    hwm, hwm_ts, recovering, error = s.stream_state
-                    if hwm < applied:
-                        hwm = applied
-                    flags = 0 if error is None else 2
-                    if (hwm > applied or not hwm_ts) and recovering:
-                        flags |= 1
-                    code = self._decide(self._meta_address, order, 0, applied, hwm, hwm_ts, flags | quiet)
+                    code = self._decide_quiet(self._meta_address, order, 0)
+                    if code > _LAST_CODE:
+                        applied = self.fold.applied
+                        hwm, hwm_ts, _recovering, _error = s.stream_state
+                        if hwm < applied:
+                            hwm = applied
                 if not quiet or code == _NEED_POLL:
-                    quiet = 0
+                    quiet = False
                     now = None
                     s.poll(self._max_drain)
                     clock = self._clock

@@ -7,10 +7,10 @@ rate tokens, adds the reservation's quantities and adds the order id to the take
 reference: tests compare the two on random states, the gate asks it for the refusal's detail
 text, and the audit re-checks with it.
 
-With :data:`FLAG_QUIET` the caller has not polled the subscriber: the kernel first checks the
+:func:`decide_quiet` is the call for a gate that has not polled its subscriber: it checks the
 subscriber's quiet state (:func:`consumers.quiet.is_quiet`, its address at ``meta[M_QUIET]``,
-on the wall clock the kernel reads itself) and returns :data:`NEED_POLL` unless ``poll()`` would have done nothing,
-so the stream arguments are current either way.
+on the wall clock the kernel reads itself), returns :data:`NEED_POLL` unless ``poll()`` would
+have done nothing, and reads the stream values from that state and the Book.
 
 Negative results hand the order back to the reference path: :data:`FALLBACK` for anything
 the kernel does not decide itself (ids or fields not valid, values where int64 arithmetic
@@ -34,10 +34,10 @@ import numpy as np
 
 from risk_gate.idset import probe
 from risk_gate.kernel_args import as_fields, as_int, order_fields, strict_int64
-from consumers.quiet import is_quiet
+from consumers.quiet import Q_HWM, Q_HWM_TS, Q_LENGTH, Q_STREAM, STREAM_ERROR, STREAM_RECOVERING, is_quiet
 from risk_gate.kernel_clock import realtime_ns
 from risk_gate.kernel_layout import (  # noqa: F401 - the layout names are part of this module's API
-    ARRAY_FIELDS, F_COLUMNS, F_MAX_GROSS, F_PER_MIN, F_PER_SEC, L_COLLAR, L_COLUMNS, L_MAX_AGE_NS, L_MAX_LAG,
+    ARRAY_FIELDS, BOOK_APPLIED, BOOK_COUNTS, F_COLUMNS, F_MAX_GROSS, F_PER_MIN, F_PER_SEC, L_COLLAR, L_COLUMNS, L_MAX_AGE_NS, L_MAX_LAG,
     L_MAX_NOTIONAL, L_MAX_OPEN, L_MAX_POS, L_MAX_QTY, L_PRICE_TTL_NS, L_RESTRICTED, M_ACCOUNTS, M_ARRAYS,
     M_INSTRUMENTS, M_LENGTH, M_LISTED, M_QUIET, M_ROWS, M_SET_CAP, M_SET_SHIFT, M_STRIDE, M_VENUES, _address,
     _arrays,
@@ -58,6 +58,8 @@ __all__ = [
     "M_LENGTH",
     "decide",
     "DECIDE_SIGNATURE",
+    "decide_quiet",
+    "DECIDE_QUIET_SIGNATURE",
     "subscriber_quiet",
     "QUIET_SIGNATURE",
     "FALLBACK",
@@ -81,13 +83,12 @@ __all__ = [
     "FLAG_RECOVERING",
     "FLAG_ERROR",
     "FLAG_DUPLICATE",
-    "FLAG_QUIET",
 ]
 
 FALLBACK = -1
 NEED_LIMITS = -2
 NEED_POLL = -3
-"""With :data:`FLAG_QUIET`: the subscriber is not quiet, poll it and decide again without the flag."""
+"""From :func:`decide_quiet`: the subscriber is not quiet; poll it and call :func:`decide`."""
 LAST_CODE = 999
 """Results above this are approvals at that wall-clock time (``now_ns == 0``: the kernel read it)."""
 
@@ -95,7 +96,6 @@ LAST_CODE = 999
 FLAG_RECOVERING = 1
 FLAG_ERROR = 2
 FLAG_DUPLICATE = 4
-FLAG_QUIET = 8
 
 # RefuseReason values (sequencer.codes), as plain ints for the kernel.
 _STALE_SEQUENCE = 400
@@ -129,6 +129,8 @@ _HALF_BITS = 31
 
 # decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags) as the gate calls it.
 DECIDE_SIGNATURE = (strict_int64, order_fields) + (strict_int64,) * 5
+# decide_quiet(meta_address, order, now_ns) as the gate calls it.
+DECIDE_QUIET_SIGNATURE = (strict_int64, order_fields, strict_int64)
 
 
 @nb.njit(cache=True, inline="always")
@@ -252,23 +254,55 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     array), ``order`` a FixedOrder; the gate calls the entry point compiled for
     :data:`DECIDE_SIGNATURE` (:mod:`risk_gate.kernel_args`: only Python ints are accepted).
     ``now_ns == 0`` asks the kernel to read the wall clock itself (:mod:`risk_gate.kernel_clock`);
-    an approval then returns that time (> :data:`LAST_CODE`) instead of 0. With
-    :data:`FLAG_QUIET` in ``flags`` it first returns :data:`NEED_POLL` unless the subscriber is quiet.
+    an approval then returns that time (> :data:`LAST_CODE`) instead of 0.
     """
     account, instrument, venue, side, qty, price, order_id = as_fields(order)
     now_ns = as_int(now_ns)
-    applied = as_int(applied)
-    hwm = as_int(hwm)
-    hwm_ts = as_int(hwm_ts)
-    flags = as_int(flags)
     meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
     read_clock = now_ns == 0
     if read_clock:
         now_ns = realtime_ns()
         if now_ns <= LAST_CODE:
             return FALLBACK  # no usable clock: Python reads its own
-    if flags & FLAG_QUIET and not (read_clock and is_quiet(meta[M_QUIET], now_ns)):
+    return _verdict(meta, account, instrument, venue, side, qty, price, order_id, now_ns, read_clock,
+                    as_int(applied), as_int(hwm), as_int(hwm_ts), as_int(flags))
+
+
+@nb.njit(cache=True)
+def decide_quiet(meta_address, order, now_ns):
+    """:func:`decide` with the stream values the gate would pass read here instead: the applied
+    seq from the Book, the HWM, its timestamp and the recovering/error state from the
+    subscriber's quiet state (``meta[M_QUIET]``, :mod:`consumers.quiet`). :data:`NEED_POLL`
+    unless that subscriber is quiet at ``now_ns`` (0 = read the wall clock, as in :func:`decide`):
+    then ``poll()`` would have changed nothing, so these are the current values. The HWM is
+    raised to the applied seq and the flags are set as ``Gate.check`` does.
+    """
+    account, instrument, venue, side, qty, price, order_id = as_fields(order)
+    now_ns = as_int(now_ns)
+    meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
+    read_clock = now_ns == 0
+    if read_clock:
+        now_ns = realtime_ns()
+        if now_ns <= LAST_CODE:
+            return FALLBACK
+    quiet = meta[M_QUIET]
+    if not is_quiet(quiet, now_ns):
         return NEED_POLL
+    stream = nb.carray(_address(quiet), Q_LENGTH, np.int64)
+    applied = _arrays(meta).book_counts[BOOK_APPLIED]
+    hwm = stream[Q_HWM]
+    hwm_ts = stream[Q_HWM_TS]
+    if hwm < applied:
+        hwm = applied
+    flags = FLAG_ERROR if stream[Q_STREAM] & STREAM_ERROR else 0
+    if (hwm > applied or hwm_ts == 0) and stream[Q_STREAM] & STREAM_RECOVERING:
+        flags |= FLAG_RECOVERING
+    return _verdict(meta, account, instrument, venue, side, qty, price, order_id, now_ns, read_clock, applied, hwm, hwm_ts, flags)
+
+
+@nb.njit(cache=True, inline="always")
+def _verdict(meta, account, instrument, venue, side, qty, price, order_id, now_ns, read_clock, applied, hwm, hwm_ts, flags):
+    """The decision proper (see :func:`decide`), on ``meta`` at ``now_ns``."""
     g = _arrays(meta)
     if not _well_formed(g, account, instrument, venue, side, qty, price, order_id):
         return FALLBACK
@@ -361,6 +395,6 @@ QUIET_SIGNATURE = (strict_int64,)
 def subscriber_quiet(state_address):
     """Whether ``poll()`` of the subscriber whose quiet state is at ``state_address`` would do
     nothing now (:func:`consumers.quiet.is_quiet` at the wall clock read here): the full path's
-    way to skip the poll that :data:`FLAG_QUIET` skips on the fast path."""
+    way to skip the poll that :func:`decide_quiet` skips on the fast path."""
     now_ns = realtime_ns()
     return now_ns > LAST_CODE and is_quiet(as_int(state_address), now_ns)

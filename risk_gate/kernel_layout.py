@@ -17,7 +17,7 @@ from sequencer.native import voidptr as _address
 
 __all__ = [
     "ARRAY_FIELDS", "M_STRIDE", "M_ACCOUNTS", "M_INSTRUMENTS", "M_VENUES", "M_LISTED", "M_ROWS", "M_SET_SHIFT",
-    "M_SET_CAP", "M_QUIET", "M_ARRAYS", "M_LENGTH", "L_MAX_LAG", "L_MAX_AGE_NS", "L_PRICE_TTL_NS", "L_MAX_QTY",
+    "M_SET_CAP", "M_QUIET", "M_ARRAYS", "BOOK_COUNTS", "BOOK_APPLIED", "M_LENGTH", "L_MAX_LAG", "L_MAX_AGE_NS", "L_PRICE_TTL_NS", "L_MAX_QTY",
     "L_MAX_NOTIONAL", "L_MAX_POS", "L_MAX_OPEN", "L_COLLAR", "L_RESTRICTED", "L_COLUMNS", "F_MAX_GROSS",
     "F_PER_SEC", "F_PER_MIN", "F_COLUMNS",
 ]
@@ -32,9 +32,12 @@ F_COLUMNS = 3
 # array in ARRAY_FIELDS order.
 M_STRIDE, M_ACCOUNTS, M_INSTRUMENTS, M_VENUES, M_LISTED, M_ROWS, M_SET_SHIFT, M_SET_CAP, M_QUIET = range(9)
 M_ARRAYS = 9
+BOOK_COUNTS = 5
+BOOK_APPLIED = 3  # book_counts[BOOK_APPLIED] is the Book's applied seq
 # (name, dtype, extent): extent "AI" = accounts x instruments, "A", "I", "V", "L" = listed
-# instruments, "1", "R" = limit row capacity (2-d: rows x columns), or "S" = the taken-id set's
-# capacity (risk_gate.idset; its hash shift is meta[M_SET_SHIFT]).
+# instruments, "1", "R" = limit row capacity (2-d: rows x columns), "S" = the taken-id set's
+# capacity (risk_gate.idset; its hash shift is meta[M_SET_SHIFT]), or "K" = the Book's counts
+# (BOOK_COUNTS: n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks).
 ARRAY_FIELDS = (
     ("pos", np.int64, "AI"),
     ("open_buy", np.int64, "AI"),
@@ -61,6 +64,7 @@ ARRAY_FIELDS = (
     ("limf", np.float64, "R"),
     ("ids", np.int64, "S"),
     ("ids_count", np.int64, "1"),
+    ("book_counts", np.int64, "K"),
 )
 M_LENGTH = M_ARRAYS + len(ARRAY_FIELDS)
 _Arrays = namedtuple("_Arrays", ["stride"] + [name for name, _dtype, _extent in ARRAY_FIELDS])
@@ -102,4 +106,5 @@ def _arrays(meta):
         c(_address(meta[p + 22]), (rows, F_COLUMNS), np.float64),
         c(_address(meta[p + 23]), meta[M_SET_CAP], np.int64),
         c(_address(meta[p + 24]), 1, np.int64),
+        c(_address(meta[p + 25]), BOOK_COUNTS, np.int64),
     )

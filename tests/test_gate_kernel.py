@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 
 from gate_support import T0, FakeProducer, FakeSubscriber, rec
 from risk_gate import FixedOrder, Gate, GateConfig, RefuseReason
-from risk_gate.fastpath import KernelCheck
+from consumers.quiet import (
+    NOT_QUIET, Q_FILE, Q_FROM, Q_GEN, Q_HWM, Q_HWM_TS, Q_STREAM, Q_UNTIL, STREAM_ERROR, STREAM_RECOVERING, new_quiet_state,
+)
+from risk_gate.fastpath import KernelCheck, compiled_decide_quiet
 from risk_gate import kernel_clock
-from risk_gate.kernel import FALLBACK, LAST_CODE, NEED_LIMITS
+from risk_gate.kernel import FALLBACK, LAST_CODE, NEED_LIMITS, NEED_POLL
 from sequencer.codes import LimitType
 from sequencer.protocol import Kind
 from test_checks import ALL_ON, MS, PX, World, _events, price_rec
@@ -365,3 +368,56 @@ def test_decide_when_now_is_zero_then_reads_clock_and_returns_the_time_only_for_
     assert kc.decide(kc.meta_address, FixedOrder(1, 1, 1, 1, 1, PX, 5), 0, w.seq, w.seq, before, 0) == int(RefuseReason.DUPLICATE_ORDER_ID)
     # A time given by the caller is used, and an approval is 0 as before.
     assert kc.decide(kc.meta_address, FixedOrder(1, 1, 1, 1, 1, PX, 6), before, w.seq, w.seq, before, 0) == 0
+
+
+def _quiet_state(kc: KernelCheck, view: tuple, now: int) -> tuple[np.ndarray, np.ndarray]:
+    """A quiet state for ``view`` (a subscriber that is quiet at ``now``), watched by ``kc``."""
+    _applied, hwm, hwm_ts, recovering, error = view
+    word = np.array([6], np.int64)  # the HWM file's generation
+    state = new_quiet_state()
+    state[[Q_FILE, Q_GEN, Q_FROM, Q_UNTIL, Q_HWM, Q_HWM_TS]] = (word.ctypes.data, 6, now - 1, now + 1, hwm, hwm_ts)
+    state[Q_STREAM] = (STREAM_RECOVERING if recovering else 0) | (0 if error is None else STREAM_ERROR)
+    assert kc.watch_quiet(state)
+    return state, word
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(limits=_limits, steps=_steps)
+def test_decide_quiet_when_random_state_then_same_verdict_and_state_as_decide_with_the_gates_arguments(limits, steps):
+    w = World(**limits)
+    w.apply(price_rec(), price_rec(px=300_000, instrument=2), price_rec(px=100_000, instrument=3))
+    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    decide_quiet = compiled_decide_quiet()
+    for events, _action, _inst, _qty, now_ms, lag, age_ms, (recovering, error), o in steps:
+        if events:
+            w.apply(*events, ts=T0 + now_ms * MS // 2)
+        now = T0 + now_ms * MS
+        view = (w.seq, w.seq + lag, now - age_ms * MS, recovering, error)
+        state, word = _quiet_state(kc, view, now)
+        # What Gate.check passes decide after a poll: the HWM raised to the applied seq, and
+        # "recovering" only while the lag is unknown.
+        hwm = max(view[1], w.seq)
+        flags = (2 if error is not None else 0) | (1 if recovering and (hwm > w.seq or not view[2]) else 0)
+        taken = set(w.res.by_id) | w.fold.seen_ids
+        before = {k: v.copy() for k, v in _arrays(w).items()}
+        kc.ids.reset(taken)
+        kc.load(o.account) if o.account in (1, 2) else None
+        got = decide_quiet(kc.meta_address, o, now)
+        after_quiet = {k: v.copy() for k, v in _arrays(w).items()}
+        ids_quiet = set(kc.ids)
+        for name, arr in _arrays(w).items():
+            arr[...] = before[name]
+        kc.ids.reset(taken)
+        want = kc.decide(kc.meta_address, o, now, w.seq, hwm, view[2], flags)
+        assert got == want, (got, want, view)
+        assert set(kc.ids) == ids_quiet
+        for name, arr in _arrays(w).items():
+            assert np.array_equal(arr, after_quiet[name], equal_nan=True), name
+        word[0] = 8  # the file moved on: no longer quiet
+        assert decide_quiet(kc.meta_address, o, now) == NEED_POLL
+        state[Q_GEN] = NOT_QUIET
+        assert decide_quiet(kc.meta_address, o, now) == NEED_POLL
+        for name, arr in _arrays(w).items():
+            arr[...] = after_quiet[name]
+        if got == 0:
+            w.res.by_id[o.order_id] = o

@@ -124,7 +124,7 @@ def test_gate_when_sequencer_killed_then_stale_hwm_after_max_age(tmp_path, quiet
         if quiet:
             gate = Gate(publish=sp.publish, hwm=sp.hwm, replay=sp.replay, hwm_file=sp.hwm_file,
                         limits=GateConfig(max_hwm_age_ms=200), name="gate-quiet")
-            assert gate._quiet_flag and sp.hwm_file is not None
+            assert gate._quiet and sp.hwm_file is not None
             ids = itertools.count(1)
             new_order = lambda: FixedOrder(1, 1, 1, 1, 1, 5_000_000, next(ids))  # noqa: E731
         else:

@@ -99,12 +99,17 @@ def _decide(kc: KernelCheck, o: FixedOrder, now: int, view: tuple, dup: bool) ->
     return code
 
 
+def _world(limits: dict) -> tuple[World, KernelCheck]:
+    """A World with reference prices on instruments 1-3, and a KernelCheck on it."""
+    w = World(**limits)
+    w.apply(price_rec(), price_rec(px=300_000, instrument=2), price_rec(px=100_000, instrument=3))
+    return w, KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(limits=_limits, steps=_steps)
 def test_kernel_when_random_state_and_order_then_same_verdict_and_state_as_reference(limits, steps):
-    w = World(**limits)
-    w.apply(price_rec(), price_rec(px=300_000, instrument=2), price_rec(px=100_000, instrument=3))
-    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    w, kc = _world(limits)
     oid = 1000
     for events, action, inst, qty, now_ms, lag, age_ms, (recovering, error), o in steps:
         if events:
@@ -384,9 +389,7 @@ def _quiet_state(kc: KernelCheck, view: tuple, now: int) -> tuple[np.ndarray, np
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(limits=_limits, steps=_steps)
 def test_decide_quiet_when_random_state_then_same_verdict_and_state_as_decide_with_the_gates_arguments(limits, steps):
-    w = World(**limits)
-    w.apply(price_rec(), price_rec(px=300_000, instrument=2), price_rec(px=100_000, instrument=3))
-    kc = KernelCheck(w.fold.book, w.fold.registry, w.table, w.res, w.rates)
+    w, kc = _world(limits)
     decide_quiet = compiled_decide_quiet()
     for events, _action, _inst, _qty, now_ms, lag, age_ms, (recovering, error), o in steps:
         if events:

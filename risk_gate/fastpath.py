@@ -19,6 +19,7 @@ which costs more than the check itself.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -34,33 +35,25 @@ __all__ = ["KernelCheck", "compiled_decide", "compiled_decide_quiet", "compiled_
 
 _I64_MIN = int(np.iinfo(np.int64).min)
 _I64_MAX = int(np.iinfo(np.int64).max)
-_entry: Any = None
-_quiet_entry: Any = None
-_decide_quiet_entry: Any = None
+@functools.cache
+def _compiled(dispatcher: Any, signature: tuple) -> Any:
+    # numba's disk cache makes this a load after the first build; memoized per process.
+    return dispatcher.compile(signature)
 
 
 def compiled_decide() -> Any:
     """The entry point of :func:`risk_gate.kernel.decide` for :data:`~risk_gate.kernel.DECIDE_SIGNATURE`."""
-    global _entry
-    if _entry is None:
-        _entry = _k.decide.compile(_k.DECIDE_SIGNATURE)
-    return _entry
+    return _compiled(_k.decide, _k.DECIDE_SIGNATURE)
 
 
 def compiled_decide_quiet() -> Any:
     """The entry point of :func:`risk_gate.kernel.decide_quiet` for :data:`~risk_gate.kernel.DECIDE_QUIET_SIGNATURE`."""
-    global _decide_quiet_entry
-    if _decide_quiet_entry is None:
-        _decide_quiet_entry = _k.decide_quiet.compile(_k.DECIDE_QUIET_SIGNATURE)
-    return _decide_quiet_entry
+    return _compiled(_k.decide_quiet, _k.DECIDE_QUIET_SIGNATURE)
 
 
 def compiled_quiet() -> Any:
     """The entry point of :func:`risk_gate.kernel.subscriber_quiet` for :data:`~risk_gate.kernel.QUIET_SIGNATURE`."""
-    global _quiet_entry
-    if _quiet_entry is None:
-        _quiet_entry = _k.subscriber_quiet.compile(_k.QUIET_SIGNATURE)
-    return _quiet_entry
+    return _compiled(_k.subscriber_quiet, _k.QUIET_SIGNATURE)
 
 
 def _fits(values: tuple[int, ...]) -> bool:

@@ -55,6 +55,8 @@ __all__ = [
     "M_SET_CAP",
     "M_QUIET",
     "M_ARRAYS",
+    "BOOK_COUNTS",
+    "BOOK_APPLIED",
     "M_LENGTH",
     "decide",
     "DECIDE_SIGNATURE",
@@ -244,6 +246,16 @@ def _staleness(lim_row, applied, hwm, hwm_ts, now_ns, flags):
     return 0
 
 
+@nb.njit(cache=True, inline="always")
+def _clock(now_ns):
+    """``(now_ns, read_clock)``: ``now_ns`` as given, or for 0 the wall clock read here (0 if that
+    read failed)."""
+    if now_ns != 0:
+        return now_ns, False
+    now = realtime_ns()
+    return (now if now > LAST_CODE else 0), True
+
+
 # Not nogil: releasing and taking back the GIL around a ~100 ns call costs ~800 instructions,
 # and the gate's state is single-threaded anyway (nothing else may run beside a check).
 @nb.njit(cache=True)
@@ -257,13 +269,10 @@ def decide(meta_address, order, now_ns, applied, hwm, hwm_ts, flags):
     an approval then returns that time (> :data:`LAST_CODE`) instead of 0.
     """
     account, instrument, venue, side, qty, price, order_id = as_fields(order)
-    now_ns = as_int(now_ns)
     meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
-    read_clock = now_ns == 0
-    if read_clock:
-        now_ns = realtime_ns()
-        if now_ns <= LAST_CODE:
-            return FALLBACK  # no usable clock: Python reads its own
+    now_ns, read_clock = _clock(as_int(now_ns))
+    if now_ns == 0:
+        return FALLBACK  # no usable clock: Python reads its own
     return _verdict(meta, account, instrument, venue, side, qty, price, order_id, now_ns, read_clock,
                     as_int(applied), as_int(hwm), as_int(hwm_ts), as_int(flags))
 
@@ -278,13 +287,10 @@ def decide_quiet(meta_address, order, now_ns):
     raised to the applied seq and the flags are set as ``Gate.check`` does.
     """
     account, instrument, venue, side, qty, price, order_id = as_fields(order)
-    now_ns = as_int(now_ns)
     meta = nb.carray(_address(as_int(meta_address)), M_LENGTH, np.int64)
-    read_clock = now_ns == 0
-    if read_clock:
-        now_ns = realtime_ns()
-        if now_ns <= LAST_CODE:
-            return FALLBACK
+    now_ns, read_clock = _clock(as_int(now_ns))
+    if now_ns == 0:
+        return FALLBACK  # no usable clock: Python reads its own
     quiet = meta[M_QUIET]
     if not is_quiet(quiet, now_ns):
         return NEED_POLL

@@ -4,7 +4,7 @@
 are the fold interface and the shared Book the OMS and the gate both fold.
 """
 
-from consumers.book import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_DTYPE, Book, BookError
+from consumers.book import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_BLOCK_DTYPE, Book, BookError
 from consumers.fold import BookFold, Fold
 from consumers.hwm import HwmFile, HwmTracker
 from consumers.snapshot import SnapshotError
@@ -24,5 +24,5 @@ __all__ = [
     "SnapshotError",
     "Splicer",
     "Subscriber",
-    "TRADE_DTYPE",
+    "TRADE_BLOCK_DTYPE",
 ]

@@ -18,13 +18,17 @@ index 0 means none/all, venue 0 = unattributed):
 ``tstate_instr``   int8[I]       trading state per instrument
 ``orders``         ORDER_DTYPE   order table, rows ``[:n_orders]`` in creation order
 ``anomalies``      ANOMALY_DTYPE anomalies, rows ``[:n_anomalies]`` in seq order
-``trades``         TRADE_DTYPE   venue trade ids applied, rows ``[:n_trades]``
+``trade_blocks``   TRADE_BLOCK_  the venue trade-id set: one row (venue, block, bits) per
+                   DTYPE         64-id block in use, sorted by (venue, block)
 =================  ============  ==========================================================
 
 The order-id index and the trade-id set are open-addressing tables (``consumers.hashtable``),
 each grown on its own whenever a batch could push it past half full, *before* the kernel
-runs, so the kernel never allocates. Large row tables live in address-space reservations
-(``consumers.reservation``) and grow without copying their rows.
+runs, so the kernel never allocates. The trade-id set is state in its own right (the
+journal holds every fill; no log of them is kept): ``trade_blocks`` is its canonical form,
+built from the table when hashed or snapshotted, and the table is built from it on restore.
+Large row tables live in address-space reservations (``consumers.reservation``) and grow
+without copying their rows.
 """
 
 from __future__ import annotations
@@ -34,23 +38,24 @@ import hashlib
 import numpy as np
 
 from consumers.hashtable import (
-    MAX_ROWS, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_log,
-    table_capacity, table_shift,
+    MAX_ROWS, TRADE_BLOCK_DTYPE, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_rows,
+    pair_table_rows, table_capacity, table_shift,
 )
-from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, TRADE_DTYPE, apply_batch, check_batch
+from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, apply_batch, check_batch
 from consumers.reservation import grown_table
 from oms.states import NEXT
 from sequencer.protocol import RECORD_DTYPE
 from sequencer.registry import Registry, default_registry
 
-__all__ = ["Book", "BookError", "ORDER_DTYPE", "ANOMALY_DTYPE", "TRADE_DTYPE", "STATE_ARRAYS", "registry_shape"]
+__all__ = ["Book", "BookError", "ORDER_DTYPE", "ANOMALY_DTYPE", "TRADE_BLOCK_DTYPE", "STATE_ARRAYS", "registry_shape"]
 
 # Fixed order of the arrays in state hashes and snapshots.
 STATE_ARRAYS = (
     "pos", "vpos", "cost", "rpnl", "open_buy", "open_sell", "open_orders", "ref_px", "ref_ts",
-    "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trades",
+    "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trade_blocks",
 )
-_TABLES = {"orders": 0, "anomalies": 1, "trades": 2}
+_TABLES = {"orders": 0, "anomalies": 1}
+_TRADE_SET_MIN = table_capacity(1024)
 _ROW_GROWTH = 4
 _INDEX_GROWTH = 4
 
@@ -89,13 +94,12 @@ class Book:
         # from (a 72-byte stride through the order table reads 9x the bytes).
         self._ids = z(len(self.orders), np.int64)
         self.anomalies = z(max(capacity, 1), ANOMALY_DTYPE)
-        self.trades = z(max(capacity, 1), TRADE_DTYPE)
         # [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks]; an array so the kernel updates it.
         self.counts = z(5, np.int64)
         # The reservation each large table is a prefix view of (consumers.reservation).
         self._space: dict[str, np.ndarray] = {}
         self._build_order_index(table_capacity(capacity))
-        self._build_trade_set()
+        self._load_trade_set(np.zeros(0, TRADE_BLOCK_DTYPE))
         self._set_room()
 
     # -- sizes -------------------------------------------------------------------------
@@ -114,6 +118,7 @@ class Book:
 
     @property
     def n_trades(self) -> int:
+        """Fills applied: the number of (venue, trade id) pairs in the trade-id set."""
         return int(self.counts[2])
 
     # -- folding -----------------------------------------------------------------------
@@ -127,7 +132,7 @@ class Book:
             raise TypeError(f"records must have RECORD_DTYPE, got {records.dtype}")
         if len(records) == 0:
             return
-        n_ord, n_an, n_tr, seq, blocks = self.counts.tolist()
+        n_ord, n_an, _, seq, blocks = self.counts.tolist()
         a, i, v = self.shape
         bad, err, n_new, n_fill, n_events = check_batch(records, seq + 1, a, i, v)
         if bad >= 0:
@@ -136,21 +141,21 @@ class Book:
                 f"record {bad} of the batch (seq {int(rec['seq'])}, kind {int(rec['kind'])}): {BATCH_ERRORS[err]}"
                 f" [applied_seq {self.applied_seq}, shape A,I,V={self.shape}]"
             )
-        # The common case, no table to grow, in four int comparisons (_reserve costs ~4 us).
+        # The common case, no table to grow, in three int comparisons (_reserve costs ~4 us).
         room = self._room
-        if n_ord + n_new > room[0] or n_an + n_events > room[1] or n_tr + n_fill > room[2] or blocks + n_fill > room[3]:
+        if n_ord + n_new > room[0] or n_an + n_events > room[1] or blocks + n_fill > room[2]:
             self._reserve(n_new, n_fill, n_events)
         apply_batch(
             records, self.pos, self.vpos, self.cost, self.rpnl, self.open_buy, self.open_sell,
             self.open_orders, self.ref_px, self.ref_ts, self.tstate_all, self.tstate_acct,
             self.tstate_instr, self.orders, self._ids, self._ord_table, self._ord_shift,
-            self.trades, self._tr_table, self._tr_shift, self.anomalies,
+            self._tr_table, self._tr_shift, self.anomalies,
             self.counts, NEXT,
         )
 
     def _reserve(self, n_new: int, n_fill: int, n_events: int) -> None:
         """Grow tables so the batch's worst case fits (each record adds at most one row to each)."""
-        need = (self.n_orders + n_new, self.n_anomalies + n_events, self.n_trades + n_fill)
+        need = (self.n_orders + n_new, self.n_anomalies + n_events)
         if need[0] > MAX_ROWS:
             raise BookError(f"the order index addresses at most {MAX_ROWS} orders")
         for name, want in zip(_TABLES, need):
@@ -176,9 +181,9 @@ class Book:
 
     def _set_room(self) -> None:
         """Cache the counts up to which :meth:`_reserve` would grow nothing: (orders, anomalies,
-        trades, trade-set blocks), each the largest ``count + batch's worst case`` that fits."""
+        trade-set blocks), each the largest ``count + batch's worst case`` that fits."""
         orders = min(len(self.orders), len(self._ids), len(self._ord_table) // 2, MAX_ROWS)
-        self._room = (orders, len(self.anomalies), len(self.trades), len(self._tr_table) // 8)
+        self._room = (orders, len(self.anomalies), len(self._tr_table) // 8)
 
     def _grow(self, name: str, used: int, want: int) -> None:
         """Grow table ``name`` to at least ``want`` rows keeping its first ``used`` (see ``consumers.reservation``)."""
@@ -193,12 +198,11 @@ class Book:
         self._ord_shift = table_shift(cap)
         self._ord_table = build_id_table(self._ids[: self.n_orders], cap, self._ord_shift)
 
-    def _build_trade_set(self) -> None:
-        live = self.trades[: self.n_trades]
-        self._tr_table, self._tr_shift, blocks = pair_table_from_log(
-            live["venue"].copy(), live["trade_id"].copy(), table_capacity(1024)
-        )
-        self.counts[4] = blocks
+    def _load_trade_set(self, rows: np.ndarray) -> None:
+        """Make the trade-id set exactly ``rows`` (``TRADE_BLOCK_DTYPE``, as :attr:`trade_blocks` gives)."""
+        self._tr_table, self._tr_shift = pair_table_from_rows(rows, _TRADE_SET_MIN)
+        self.counts[4] = len(rows)
+        self.counts[2] = int(np.bitwise_count(rows["bits"]).sum())
 
     # -- queries -----------------------------------------------------------------------
     def order_slot(self, order_id: int) -> int:
@@ -219,9 +223,12 @@ class Book:
         """The anomaly rows recorded so far (a view)."""
         return self.anomalies[: self.n_anomalies]
 
-    def live_trades(self) -> np.ndarray:
-        """The trade-id log (a view)."""
-        return self.trades[: self.n_trades]
+    @property
+    def trade_blocks(self) -> np.ndarray:
+        """The trade-id set as ``TRADE_BLOCK_DTYPE`` rows sorted by (venue, block): bit ``k`` of
+        ``bits`` = trade id ``64 * block + k`` applied at ``venue``. A new array on each access
+        (a scan of the whole table), independent of table size and of batch splits."""
+        return pair_table_rows(self._tr_table, int(self.counts[4]))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every state array in ``STATE_ARRAYS`` order; growable tables cut to their live part."""
@@ -249,11 +256,12 @@ class Book:
             if name not in arrays:
                 raise BookError(f"state is missing array {name!r}")
             arr = arrays[name]
-            mine = getattr(self, name)
-            if arr.dtype != mine.dtype:
-                raise BookError(f"array {name!r} has dtype {arr.dtype}, expected {mine.dtype}")
-            if name not in _TABLES and arr.shape != mine.shape:
-                raise BookError(f"array {name!r} has shape {arr.shape}, this Book has {mine.shape}")
+            mine = TRADE_BLOCK_DTYPE if name == "trade_blocks" else getattr(self, name).dtype
+            if arr.dtype != mine:
+                raise BookError(f"array {name!r} has dtype {arr.dtype}, expected {mine}")
+            if name not in _TABLES and name != "trade_blocks" and arr.shape != getattr(self, name).shape:
+                raise BookError(f"array {name!r} has shape {arr.shape}, this Book has {getattr(self, name).shape}")
+        _check_trade_blocks(arrays["trade_blocks"])
         self._space = {}
         for name in STATE_ARRAYS:
             arr = arrays[name]
@@ -262,10 +270,23 @@ class Book:
                 table[: len(arr)] = arr
                 setattr(self, name, table)
                 self.counts[_TABLES[name]] = len(arr)
-            else:
+            elif name != "trade_blocks":
                 getattr(self, name)[...] = arr
         self.counts[3] = applied_seq
         self._ids = self.orders["order_id"].copy()
         self._build_order_index(table_capacity(self.n_orders))
-        self._build_trade_set()
+        self._load_trade_set(arrays["trade_blocks"])
         self._set_room()
+
+
+def _check_trade_blocks(rows: np.ndarray) -> None:
+    """Refuse trade blocks that are not in canonical form (a table built from them would hold
+    one block twice or an empty one, and its hash would differ from the folded state's)."""
+    if rows.ndim != 1:
+        raise BookError(f"array 'trade_blocks' has shape {rows.shape}, expected one dimension")
+    venue, block = rows["venue"], rows["block"]
+    if (venue < 0).any() or (rows["bits"] == 0).any():
+        raise BookError("array 'trade_blocks' has a negative venue or an empty block")
+    ascending = (venue[1:] > venue[:-1]) | ((venue[1:] == venue[:-1]) & (block[1:] > block[:-1]))
+    if not ascending.all():
+        raise BookError("array 'trade_blocks' is not strictly sorted by (venue, block)")

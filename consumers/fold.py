@@ -91,7 +91,8 @@ class BookFold(Fold):
     """
 
     FOLD_TYPE = "book"
-    STATE_VERSION = 1
+    # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log.
+    STATE_VERSION = 2
 
     def __init__(self, registry: Registry | None = None, *, capacity: int = 1024) -> None:
         self.registry = registry if registry is not None else default_registry()

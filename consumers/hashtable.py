@@ -27,7 +27,10 @@ Two tables exist:
   the bitmap (bit ``trade_id & 63``), ``table[4h + 3]`` unused (keeps a slot inside one
   cache line). Any int64 trade id is a valid member. Venues number their trades
   mostly in sequence, so the set costs about one slot per 64 fills and the slot being
-  filled stays in cache; any order of ids, and duplicates, are handled exactly.
+  filled stays in cache; any order of ids, and duplicates, are handled exactly. The set is
+  itself the Book's state (there is no trade log to rebuild it from): :func:`pair_table_rows`
+  lists its used slots sorted by (venue, block), the canonical form hashed and snapshotted,
+  and :func:`pair_table_from_rows` builds a table from that list again.
 
 In the trade-id set key and value share one int64 array, interleaved, so a probe touches one
 cache line instead of two: the fold is bound by these random accesses (see ``docs/fold.md``).
@@ -58,7 +61,9 @@ __all__ = [
     "zeros_aligned",
     "grow_pair_table",
     "pair_table_blocks",
-    "pair_table_from_log",
+    "TRADE_BLOCK_DTYPE",
+    "pair_table_rows",
+    "pair_table_from_rows",
 ]
 
 ID_GROUP_BITS = 4
@@ -70,6 +75,9 @@ _ROT_SHIFT = 16  # hash bits [16, 16 + ID_GROUP_BITS): below the home bits of an
 _ALIGN = 4096
 MAX_ROWS = 2**32 - 2
 """Rows an order index can address (slots hold ``row + 1`` as uint32; ``0`` = empty)."""
+
+TRADE_BLOCK_DTYPE = np.dtype([("venue", "<i8"), ("block", "<i8"), ("bits", "<u8")])
+"""One used slot of a trade-id set: ``bits`` bit ``k`` set = (venue, ``64 * block + k``) present."""
 
 
 def table_capacity(entries: int) -> int:
@@ -214,7 +222,7 @@ def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
 
 @njit(cache=True)
 def grow_pair_table(old: np.ndarray, capacity: int, shift: int) -> np.ndarray:
-    """The same set with ``capacity`` slots: re-places every used block of ``old`` (no log scan)."""
+    """The same set with ``capacity`` slots: re-places every used block of ``old``."""
     table = np.zeros(4 * capacity, dtype=np.int64)
     mask = capacity - 1
     for s in range(len(old) // 4):
@@ -242,25 +250,58 @@ def pair_table_blocks(table: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def _log2_shift(cap: int) -> int:
-    b = 0
-    while (1 << b) < cap:
-        b += 1
-    return 64 - b
+def _used_blocks(table: np.ndarray, venues: np.ndarray, blocks: np.ndarray, bits: np.ndarray) -> int:
+    """Copy the used slots (in slot order) into the arrays while they have room; returns how many there are."""
+    k = 0
+    for s in range(len(table) // 4):
+        tag = table[4 * s + 1]
+        if tag == 0:
+            continue
+        if k < len(blocks):
+            venues[k] = tag - 1
+            blocks[k] = table[4 * s]
+            bits[k] = table[4 * s + 2]
+        k += 1
+    return k
+
+
+def pair_table_rows(table: np.ndarray, n_blocks: int) -> np.ndarray:
+    """The set as ``TRADE_BLOCK_DTYPE`` rows sorted by (venue, block), one per used slot:
+    independent of the table's capacity and of the order the pairs were inserted in.
+    ``n_blocks`` is the caller's count of used slots (checked)."""
+    venues, blocks, bits = (np.empty(n_blocks, np.int64) for _ in range(3))
+    found = _used_blocks(table, venues, blocks, bits)
+    if found != n_blocks:
+        raise ValueError(f"the trade-id set has {found} used slots, its count says {n_blocks}")
+    order = np.lexsort((blocks, venues))
+    out = np.empty(n_blocks, TRADE_BLOCK_DTYPE)
+    out["venue"] = venues[order]
+    out["block"] = blocks[order]
+    out["bits"] = bits[order].view(np.uint64)
+    return out
 
 
 @njit(cache=True)
-def pair_table_from_log(venues_log: np.ndarray, keys_log: np.ndarray, min_capacity: int):
-    """``(table, shift, blocks)``: the set of the logged pairs, grown by doubling to load <= 0.5."""
-    cap = min_capacity
-    shift = _log2_shift(cap)
+def _place_blocks(table: np.ndarray, shift: int, venues: np.ndarray, blocks: np.ndarray, bits: np.ndarray) -> None:
+    mask = len(table) // 4 - 1
+    for r in range(len(blocks)):
+        h = _block_slot(venues[r], blocks[r], shift)
+        while table[4 * h + 1] != 0:
+            h = (h + 1) & mask
+        table[4 * h] = blocks[r]
+        table[4 * h + 1] = venues[r] + 1
+        table[4 * h + 2] = bits[r]
+
+
+def pair_table_from_rows(rows: np.ndarray, min_capacity: int) -> tuple[np.ndarray, int]:
+    """``(table, shift)``: a trade-id set holding ``rows`` (``TRADE_BLOCK_DTYPE``, distinct
+    (venue, block) pairs, e.g. from :func:`pair_table_rows`), at least ``min_capacity`` slots,
+    load <= 0.5."""
+    cap = max(min_capacity, table_capacity(len(rows)))
+    shift = table_shift(cap)
     table = np.zeros(4 * cap, dtype=np.int64)
-    blocks = 0
-    for row in range(len(keys_log)):
-        if 2 * (blocks + 1) > cap:
-            cap *= 2
-            shift -= 1
-            table = grow_pair_table(table, cap, shift)
-        if pair_insert(table, shift, venues_log[row], keys_log[row]) == 2:
-            blocks += 1
-    return table, shift, blocks
+    _place_blocks(
+        table, shift, np.ascontiguousarray(rows["venue"]), np.ascontiguousarray(rows["block"]),
+        np.ascontiguousarray(rows["bits"]).view(np.int64),
+    )
+    return table, shift

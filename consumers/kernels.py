@@ -5,8 +5,8 @@
 a bad batch is refused before anything is applied. ``consumers.kernels_ref`` is the
 plain-Python reference with identical semantics; tests compare every array of the two.
 
-Table layouts (``ORDER_DTYPE``, ``ANOMALY_DTYPE``, ``TRADE_DTYPE``) live here because the
-kernel is what defines them. Event semantics are documented in ``docs/fold.md``.
+Table layouts (``ORDER_DTYPE``, ``ANOMALY_DTYPE``) live here because the kernel is what
+defines them. Event semantics are documented in ``docs/fold.md``.
 
 The kernel inlines ``consumers.hashtable``'s slot functions, ``consumers.money``'s
 functions and ``consumers.prefetch``'s intrinsics, but numba's ``cache=True`` only checks
@@ -32,7 +32,6 @@ from sequencer.protocol import Kind
 __all__ = [
     "ORDER_DTYPE",
     "ANOMALY_DTYPE",
-    "TRADE_DTYPE",
     "BATCH_ERRORS",
     "check_batch",
     "apply_batch",
@@ -55,9 +54,6 @@ ANOMALY_DTYPE = np.dtype(
 )
 """``detail``: trade id (duplicate trade / unknown-order fill), excess lots (overfill), fill lots
 (fill after cancel/reject/refused); ``state``: the order's state when it happened (0 if unknown)."""
-
-TRADE_DTYPE = np.dtype([("seq", "<i8"), ("venue", "<i8"), ("trade_id", "<i8")])
-"""The venue trade-id log, in apply order (the hash set is rebuilt from it)."""
 
 # Plain ints so numba folds them as compile-time constants.
 K_NEW, K_REFUSED, K_ACK, K_REJECT, K_FILL, K_CANCEL = 1, 2, 3, 4, 5, 6
@@ -98,7 +94,7 @@ def check_batch(recs, first_seq, n_acc, n_ins, n_ven):
     """Validate a batch; returns ``(bad_index, error, n_new, n_fill, n_order_events)``.
 
     ``bad_index`` is -1 when every record is usable; ``error`` keys ``BATCH_ERRORS``. The
-    counts size the worst-case growth of the order table, trade log and anomaly table.
+    counts size the worst-case growth of the order table, trade-id set and anomaly table.
     """
     n_new = 0
     n_fill = 0
@@ -178,11 +174,12 @@ PF_ROW = 8
 def apply_batch(
     recs, pos, vpos, cost, rpnl, open_buy, open_sell, open_orders, ref_px, ref_ts,
     tstate_all, tstate_acct, tstate_instr, orders, order_ids, ord_table, ord_shift,
-    trades, tr_table, tr_shift, anomalies, counts, nxt,
+    tr_table, tr_shift, anomalies, counts, nxt,
 ):
     """Fold ``recs`` into the Book arrays.
 
-    ``counts`` = [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks used];
+    ``counts`` = [n_orders, n_anomalies, fills applied (trade ids in the set), applied_seq,
+    trade-set blocks used];
     ``order_ids[:n_orders]`` holds ``orders["order_id"]`` again, densely: the keys the order
     index compares (the kernel appends to both).
 
@@ -222,10 +219,6 @@ def apply_batch(
                 n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_TRADE, oid, tid, kind, 0)
                 continue
             n_blk += added - 1
-            t = trades[_u(n_tr)]
-            t.seq = seq
-            t.venue = rec.venue
-            t.trade_id = tid
             n_tr += 1
             q = rec.qty
             px = rec.price

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from consumers.kernels import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_DTYPE
+from consumers.hashtable import TRADE_BLOCK_DTYPE
+from consumers.kernels import ANOMALY_DTYPE, ORDER_DTYPE
 from oms.states import ORDER_ACKED, TRANSITIONS, OrderEvent, OrderState, TradingState
 from sequencer.codes import Anomaly
 from sequencer.protocol import Kind
@@ -46,7 +47,6 @@ class RefBook:
         self.order_rows: list[dict[str, int]] = []
         self.index: dict[int, int] = {}
         self.trade_set: set[tuple[int, int]] = set()
-        self.trade_rows: list[tuple[int, int, int]] = []
         self.anomaly_rows: list[tuple[int, int, int, int, int, int]] = []
         self.applied_seq = 0
 
@@ -67,10 +67,15 @@ class RefBook:
         return out
 
     @property
-    def trades(self) -> np.ndarray:
-        out = np.zeros(len(self.trade_rows), TRADE_DTYPE)
-        for n, row in enumerate(self.trade_rows):
-            out[n] = row
+    def trade_blocks(self) -> np.ndarray:
+        """The trade set grouped by (venue, trade id // 64), sorted, with a bit per id in the group."""
+        groups: dict[tuple[int, int], int] = {}
+        for venue, tid in self.trade_set:
+            key = (venue, tid // 64)
+            groups[key] = groups.get(key, 0) | (1 << (tid % 64))
+        out = np.zeros(len(groups), TRADE_BLOCK_DTYPE)
+        for n, key in enumerate(sorted(groups)):
+            out[n] = (*key, groups[key])
         return out
 
     def apply(self, records: np.ndarray) -> None:
@@ -154,7 +159,6 @@ class RefBook:
             self._note(rec, Anomaly.DUPLICATE_TRADE_ID, oid, detail=tid)
             return
         self.trade_set.add((venue, tid))
-        self.trade_rows.append((int(rec["seq"]), venue, tid))
         q, px = int(rec["qty"]), int(rec["price"])
         if oid not in self.index:
             self._move(int(rec["account"]), venue, int(rec["instrument"]), q if rec["side"] == 1 else -q, px)

@@ -31,7 +31,8 @@ class GateFold(BookFold):
     """Book + limits in force + the set of order ids seen on the stream."""
 
     FOLD_TYPE = "gate"
-    STATE_VERSION = 1
+    # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log.
+    STATE_VERSION = 2
 
     def __init__(self, registry: Registry | None = None, table: LimitTable | None = None, *, capacity: int = 1024) -> None:
         super().__init__(registry, capacity=capacity)

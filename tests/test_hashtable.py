@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,8 @@ from consumers.hashtable import (
     pair_find,
     pair_insert,
     pair_table_blocks,
-    pair_table_from_log,
+    pair_table_from_rows,
+    pair_table_rows,
     table_capacity,
     table_shift,
 )
@@ -68,14 +70,48 @@ def test_pair_insert_when_ids_in_any_order_with_duplicates_then_same_as_python_s
         assert pair_find(table, shift, venue + 1, tid) == ((venue + 1, tid) in seen)
     grown_cap = 2 * cap
     grown = grow_pair_table(table, grown_cap, table_shift(grown_cap))
-    logged, log_shift, n_blocks = pair_table_from_log(
-        np.array([v for v, _ in pairs], np.int64), np.array([t for _, t in pairs], np.int64), 16
-    )
-    assert n_blocks == len(blocks)
     for venue, tid in pairs:
         assert pair_find(grown, table_shift(grown_cap), venue, tid)
-        assert pair_find(logged, log_shift, venue, tid)
-        assert not pair_find(logged, log_shift, venue + 4, tid)
+
+
+def _python_blocks(pairs) -> list[tuple[int, int, int]]:
+    """(venue, block, bits) of a set of pairs, sorted, computed with Python ints."""
+    groups: dict[tuple[int, int], int] = {}
+    for venue, tid in set(pairs):
+        groups[venue, tid // 64] = groups.get((venue, tid // 64), 0) | (1 << (tid % 64))
+    return [(v, b, bits) for (v, b), bits in sorted(groups.items())]
+
+
+@settings(max_examples=120, deadline=None)
+@given(pairs=trade_ids(), doublings=st.integers(0, 2), rebuild_min=st.sampled_from([32, 64, 4096]))
+def test_pair_table_rows_when_any_capacity_and_order_then_sorted_blocks_of_the_set_and_rebuild_is_same_set(
+    pairs, doublings, rebuild_min
+):
+    cap = table_capacity(len(pairs)) << doublings
+    shift = table_shift(cap)
+    table = np.zeros(4 * cap, np.int64)
+    for venue, tid in pairs:
+        pair_insert(table, shift, venue, tid)
+    expected = _python_blocks(pairs)
+    rows = pair_table_rows(table, pair_table_blocks(table))
+    assert [(int(r["venue"]), int(r["block"]), int(r["bits"])) for r in rows] == expected
+    rebuilt, rebuilt_shift = pair_table_from_rows(rows, rebuild_min)
+    assert len(rebuilt) // 4 >= max(rebuild_min, 2 * len(rows))
+    np.testing.assert_array_equal(pair_table_rows(rebuilt, len(rows)), rows)
+    present = set(pairs)
+    for venue, tid in pairs:
+        assert pair_find(rebuilt, rebuilt_shift, venue, tid)
+        assert not pair_find(rebuilt, rebuilt_shift, venue + 4, tid)
+        for other in (tid - 1, tid + 1):
+            if -(2**63) <= other < 2**63:
+                assert pair_find(rebuilt, rebuilt_shift, venue, other) == ((venue, other) in present)
+
+
+def test_pair_table_rows_when_count_disagrees_with_table_then_error():
+    table = np.zeros(4 * 32, np.int64)
+    pair_insert(table, table_shift(32), 1, 5)
+    with pytest.raises(ValueError, match="1 used slots"):
+        pair_table_rows(table, 2)
 
 
 @settings(max_examples=80, deadline=None)
@@ -150,5 +186,6 @@ def test_apply_when_fills_reuse_trade_ids_out_of_order_then_each_pair_applied_on
     assert_same_state(book, ref)
     distinct = {(int(v), int(t)) for v, t in zip(recs["venue"], recs["aux1"])}
     assert book.pos[1, 1] == len(distinct)
+    assert book.n_trades == len(distinct) == int(np.bitwise_count(book.trade_blocks["bits"]).sum())
     for venue, tid in distinct:
         assert book.has_trade(venue, tid)

@@ -73,22 +73,22 @@ def test_apply_when_tables_live_in_small_reservations_then_kernel_equals_referen
 
 
 def _sizes(book: Book) -> tuple[int, ...]:
-    return tuple(len(getattr(book, n)) for n in ("orders", "_ids", "anomalies", "trades", "_ord_table", "_tr_table"))
+    return tuple(len(getattr(book, n)) for n in ("orders", "_ids", "anomalies", "_ord_table", "_tr_table"))
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    counts=st.tuples(st.integers(0, 1024), st.integers(0, 1024), st.integers(0, 1024), st.integers(0, 1024)),
+    counts=st.tuples(st.integers(0, 1024), st.integers(0, 1024), st.integers(0, 1024)),
     batch=st.tuples(st.integers(0, 200), st.integers(0, 200), st.integers(0, 200)),
 )
 def test_room_when_batch_fits_then_reserve_grows_nothing_and_otherwise_something(counts, batch):
     """Book.apply skips _reserve when the cached room says the batch fits: that must be exactly when _reserve would do nothing."""
     book = Book(shape=SHAPE, capacity=1024)
-    n_ord, n_an, n_tr, blocks = counts
-    book.counts[[0, 1, 2, 4]] = counts
+    n_ord, n_an, blocks = counts
+    book.counts[[0, 1, 4]] = counts
     n_new, n_fill, n_events = batch
     room = book._room
-    fits = n_ord + n_new <= room[0] and n_an + n_events <= room[1] and n_tr + n_fill <= room[2] and blocks + n_fill <= room[3]
+    fits = n_ord + n_new <= room[0] and n_an + n_events <= room[1] and blocks + n_fill <= room[2]
     before = _sizes(book)
     book._reserve(n_new, n_fill, n_events)
     assert (_sizes(book) == before) == fits

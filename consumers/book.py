@@ -22,6 +22,10 @@ index 0 means none/all, venue 0 = unattributed):
                    DTYPE         64-id block in use, sorted by (venue, block)
 =================  ============  ==========================================================
 
+``cost`` and ``rpnl`` exist only in a Book made with ``pnl=True`` (the default; the OMS's).
+The gate's Book (``pnl=False``) has None there: it never reads them, and the average-cost
+arithmetic was about a quarter of the kernel's time on fill-heavy streams.
+
 The order-id index and the trade-id set are open-addressing tables (``consumers.hashtable``),
 each grown on its own whenever a batch could push it past half full, *before* the kernel
 runs, so the kernel never allocates. The trade-id set is state in its own right (the
@@ -54,6 +58,7 @@ STATE_ARRAYS = (
     "pos", "vpos", "cost", "rpnl", "open_buy", "open_sell", "open_orders", "ref_px", "ref_ts",
     "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trade_blocks",
 )
+_PNL_ARRAYS = ("cost", "rpnl")
 _TABLES = {"orders": 0, "anomalies": 1}
 _TRADE_SET_MIN = table_capacity(1024)
 _ROW_GROWTH = 4
@@ -72,15 +77,21 @@ def registry_shape(registry: Registry) -> tuple[int, int, int]:
 class Book:
     """Positions, open quantities, reference prices, trading states and orders, folded in batches."""
 
-    def __init__(self, registry: Registry | None = None, *, shape: tuple[int, int, int] | None = None, capacity: int = 1024) -> None:
+    def __init__(
+        self, registry: Registry | None = None, *, shape: tuple[int, int, int] | None = None,
+        capacity: int = 1024, pnl: bool = True,
+    ) -> None:
         self.registry = registry if registry is not None else default_registry()
         self.shape = tuple(shape) if shape is not None else registry_shape(self.registry)
+        self.pnl = bool(pnl)
+        # The state arrays this Book keeps, in hash and snapshot order.
+        self.state_names = STATE_ARRAYS if self.pnl else tuple(n for n in STATE_ARRAYS if n not in _PNL_ARRAYS)
         a, i, v = self.shape
         z = np.zeros
         self.pos = z((a, i), np.int64)
         self.vpos = z((a, v, i), np.int64)
-        self.cost = z((a, i), np.int64)
-        self.rpnl = z((a, i), np.int64)
+        self.cost = z((a, i), np.int64) if self.pnl else None
+        self.rpnl = z((a, i), np.int64) if self.pnl else None
         self.open_buy = z((a, i), np.int64)
         self.open_sell = z((a, i), np.int64)
         self.open_orders = z(a, np.int64)
@@ -231,9 +242,10 @@ class Book:
         return pair_table_rows(self._tr_table, int(self.counts[4]))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Every state array in ``STATE_ARRAYS`` order; growable tables cut to their live part."""
+        """Every state array this Book keeps (``state_names``, in ``STATE_ARRAYS`` order);
+        growable tables cut to their live part."""
         out = {}
-        for name in STATE_ARRAYS:
+        for name in self.state_names:
             arr = getattr(self, name)
             if name in _TABLES:
                 arr = arr[: int(self.counts[_TABLES[name]])]
@@ -251,10 +263,13 @@ class Book:
         return h.hexdigest()
 
     def load_arrays(self, arrays: dict[str, np.ndarray], applied_seq: int) -> None:
-        """Replace the state with ``arrays`` (as from :meth:`state_arrays`); checks every shape."""
-        for name in STATE_ARRAYS:
+        """Replace the state with ``arrays`` (as from :meth:`state_arrays`); checks every name and shape."""
+        extra = sorted(set(arrays) - set(self.state_names))
+        if extra:
+            raise BookError(f"state has arrays this Book does not keep: {extra} (pnl={self.pnl})")
+        for name in self.state_names:
             if name not in arrays:
-                raise BookError(f"state is missing array {name!r}")
+                raise BookError(f"state is missing array {name!r} (pnl={self.pnl})")
             arr = arrays[name]
             mine = TRADE_BLOCK_DTYPE if name == "trade_blocks" else getattr(self, name).dtype
             if arr.dtype != mine:
@@ -263,7 +278,7 @@ class Book:
                 raise BookError(f"array {name!r} has shape {arr.shape}, this Book has {getattr(self, name).shape}")
         _check_trade_blocks(arrays["trade_blocks"])
         self._space = {}
-        for name in STATE_ARRAYS:
+        for name in self.state_names:
             arr = arrays[name]
             if name in _TABLES:
                 table = np.zeros(max(len(arr), 1024), arr.dtype)

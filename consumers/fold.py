@@ -88,15 +88,16 @@ class BookFold(Fold):
 
     ``self.book`` is the :class:`~consumers.book.Book` (its arrays are public); subclasses
     (the OMS, the gate) add queries or extra state and call ``super()`` in the hooks.
+    ``pnl=False`` folds a Book without cost basis and realized PnL (what the gate keeps).
     """
 
     FOLD_TYPE = "book"
     # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log.
     STATE_VERSION = 2
 
-    def __init__(self, registry: Registry | None = None, *, capacity: int = 1024) -> None:
+    def __init__(self, registry: Registry | None = None, *, capacity: int = 1024, pnl: bool = True) -> None:
         self.registry = registry if registry is not None else default_registry()
-        self.book = Book(self.registry, capacity=capacity)
+        self.book = Book(self.registry, capacity=capacity, pnl=pnl)
 
     @property
     def applied_seq(self) -> int:
@@ -110,7 +111,7 @@ class BookFold(Fold):
         return self.book.state_arrays()
 
     def _state_meta(self) -> dict[str, Any]:
-        return {"shape": list(registry_shape(self.registry))}
+        return {"shape": list(registry_shape(self.registry)), "pnl": self.book.pnl}
 
     def _load_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], applied_seq: int) -> None:
         try:

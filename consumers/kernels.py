@@ -14,7 +14,8 @@ this file's timestamp: a change to any of them must touch this file too (or the 
 compiled kernel is loaded and, e.g., probes the tables with the old hash).
 
 Money is exact (``consumers.money``, inlined here too): position ``pos`` in lots, cost basis
-``cost`` and realized PnL ``rpnl`` in ticks x lots (int64), average-cost method.
+``cost`` and realized PnL ``rpnl`` in ticks x lots (int64), average-cost method. A Book
+without PnL (the gate's) passes None for both and its kernel has no money arithmetic.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ def _anomaly(row, n, seq, code, order_id, detail, kind, state):
 
 @njit(cache=True)
 def _reset(pos, vpos, cost, ref_px, a, v, i, new_qty, px):
+    if cost is None:
+        pos[a, i] += new_qty - vpos[a, v, i]
+        vpos[a, v, i] = new_qty
+        return
     old_p = pos[a, i]
     old_c = cost[a, i]
     p = old_p + new_qty - vpos[a, v, i]
@@ -181,7 +186,9 @@ def apply_batch(
     ``counts`` = [n_orders, n_anomalies, fills applied (trade ids in the set), applied_seq,
     trade-set blocks used];
     ``order_ids[:n_orders]`` holds ``orders["order_id"]`` again, densely: the keys the order
-    index compares (the kernel appends to both).
+    index compares (the kernel appends to both). ``cost`` and ``rpnl`` are both None for a
+    Book without cost basis and realized PnL: numba compiles that variant apart (the
+    ``is None`` tests are resolved at compile time) without the average-cost arithmetic.
 
     The caller has run :func:`check_batch` and grown every table for the batch's worst case.
     """
@@ -232,11 +239,12 @@ def apply_batch(
             # refcount increment and decrement per call, which serialize the loop's loads.
             dq = q if side == 1 else -q
             p = pos[a, i]
-            c, realized = moved(p, cost[a, i], dq, px)
             pos[a, i] = p + dq
-            cost[a, i] = c
-            rpnl[a, i] += realized
             vpos[a, v, i] += dq
+            if cost is not None:
+                c, realized = moved(p, cost[a, i], dq, px)
+                cost[a, i] = c
+                rpnl[a, i] += realized
             if row < 0:
                 n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_FILL, oid, tid, kind, 0)
                 continue

@@ -30,12 +30,13 @@ _FILL_ANOMALY = {
 class RefBook:
     """The Book's arrays, folded one record at a time in Python."""
 
-    def __init__(self, shape: tuple[int, int, int]) -> None:
+    def __init__(self, shape: tuple[int, int, int], *, pnl: bool = True) -> None:
         a, i, v = shape
         self.pos = np.zeros((a, i), np.int64)
         self.vpos = np.zeros((a, v, i), np.int64)
-        self.cost = np.zeros((a, i), np.int64)
-        self.rpnl = np.zeros((a, i), np.int64)
+        # Without PnL (the gate's Book) there is no cost basis or realized PnL at all.
+        self.cost = np.zeros((a, i), np.int64) if pnl else None
+        self.rpnl = np.zeros((a, i), np.int64) if pnl else None
         self.open_buy = np.zeros((a, i), np.int64)
         self.open_sell = np.zeros((a, i), np.int64)
         self.open_orders = np.zeros(a, np.int64)
@@ -185,9 +186,12 @@ class RefBook:
             self.open_orders[o["account"]] -= 1
 
     def _move(self, a: int, v: int, i: int, dq: int, px: int) -> None:
-        p, c = int(self.pos[a, i]), int(self.cost[a, i])
+        p = int(self.pos[a, i])
         self.vpos[a, v, i] += dq
         self.pos[a, i] = p + dq
+        if self.cost is None:
+            return
+        c = int(self.cost[a, i])
         if p == 0 or (p > 0) == (dq > 0):
             self.cost[a, i] = c + px * dq
             return
@@ -197,10 +201,13 @@ class RefBook:
         self.cost[a, i] = px * (p + dq) if abs(dq) > abs(p) else c - removed
 
     def _reset(self, a: int, v: int, i: int, new_qty: int, px: int) -> None:
-        old_p, old_c = int(self.pos[a, i]), int(self.cost[a, i])
+        old_p = int(self.pos[a, i])
         p = old_p + new_qty - int(self.vpos[a, v, i])
         self.vpos[a, v, i] = new_qty
         self.pos[a, i] = p
+        if self.cost is None:
+            return
+        old_c = int(self.cost[a, i])
         if p == 0:
             self.cost[a, i] = 0
         elif px > 0:

@@ -28,14 +28,15 @@ _LIMIT = int(Kind.LIMIT)
 
 
 class GateFold(BookFold):
-    """Book + limits in force + the set of order ids seen on the stream."""
+    """Book (without cost basis and realized PnL: no limit reads them) + limits in force + the
+    set of order ids seen on the stream."""
 
     FOLD_TYPE = "gate"
     # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log.
     STATE_VERSION = 2
 
     def __init__(self, registry: Registry | None = None, table: LimitTable | None = None, *, capacity: int = 1024) -> None:
-        super().__init__(registry, capacity=capacity)
+        super().__init__(registry, capacity=capacity, pnl=False)
         self.table = table if table is not None else LimitTable(registry=self.registry)
         self.seen_ids: set[int] = set()
         self.on_new_orders: Callable[[list[int]], None] | None = None

@@ -73,7 +73,7 @@ def _splits(draw_cuts, n):
 def fold_like_reference(book: Book, recs: np.ndarray, cuts: list[int]) -> None:
     """Fold ``recs`` into ``book`` and a reference Book in the batches ``cuts`` make, comparing
     the state after each batch; then the invariants and the order index."""
-    ref = RefBook(SHAPE)
+    ref = RefBook(SHAPE, pnl=book.pnl)
     bounds = _splits(cuts, len(recs))
     for lo, hi in zip(bounds, bounds[1:]):
         book.apply(recs[lo:hi])
@@ -86,7 +86,8 @@ def fold_like_reference(book: Book, recs: np.ndarray, cuts: list[int]) -> None:
 
 def assert_same_state(book: Book, ref: RefBook) -> None:
     mine = book.state_arrays()
-    for name in STATE_ARRAYS:
+    assert list(mine) == [n for n in STATE_ARRAYS if book.pnl or n not in ("cost", "rpnl")]
+    for name in mine:
         np.testing.assert_array_equal(mine[name], getattr(ref, name), err_msg=name)
     assert book.applied_seq == ref.applied_seq
 
@@ -107,11 +108,35 @@ def assert_invariants(book: Book) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(recs=events(), cuts=st.lists(st.integers(0, 60), max_size=6), capacity=st.sampled_from([1, 2, 1024]))
-def test_apply_when_random_stream_in_random_batches_then_kernel_equals_reference(recs, cuts, capacity):
-    book = Book(shape=SHAPE, capacity=capacity)
+@given(recs=events(), cuts=st.lists(st.integers(0, 60), max_size=6), capacity=st.sampled_from([1, 2, 1024]), pnl=st.booleans())
+def test_apply_when_random_stream_in_random_batches_then_kernel_equals_reference(recs, cuts, capacity, pnl):
+    book = Book(shape=SHAPE, capacity=capacity, pnl=pnl)
     fold_like_reference(book, recs, cuts)
     assert book.order_slot(999) == -1
+
+
+@settings(max_examples=60, deadline=None)
+@given(recs=events())
+def test_apply_when_book_keeps_no_pnl_then_everything_else_equals_the_full_book(recs):
+    full = Book(shape=SHAPE)
+    lean = Book(shape=SHAPE, pnl=False)
+    full.apply(recs)
+    lean.apply(recs)
+    assert lean.cost is None and lean.rpnl is None
+    mine = lean.state_arrays()
+    theirs = full.state_arrays()
+    assert set(theirs) - set(mine) == {"cost", "rpnl"}
+    for name, arr in mine.items():
+        np.testing.assert_array_equal(arr, theirs[name], err_msg=name)
+    assert lean.state_hash() != full.state_hash()
+
+
+def test_load_arrays_when_pnl_differs_then_book_error_names_it():
+    full = Book(shape=SHAPE)
+    with pytest.raises(BookError, match=r"does not keep: \['cost', 'rpnl'\] \(pnl=False\)"):
+        Book(shape=SHAPE, pnl=False).load_arrays(full.state_arrays(), 0)
+    with pytest.raises(BookError, match=r"missing array 'cost' \(pnl=True\)"):
+        full.load_arrays(Book(shape=SHAPE, pnl=False).state_arrays(), 0)
 
 
 @settings(max_examples=60, deadline=None)

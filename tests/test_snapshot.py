@@ -21,16 +21,16 @@ from test_kernels import events
 
 
 @settings(max_examples=25, deadline=None)
-@given(recs=events(), cut=st.integers(0, 60))
-def test_restore_when_snapshot_then_tail_then_same_hash_as_full_fold(tmp_path_factory, recs, cut):
+@given(recs=events(), cut=st.integers(0, 60), pnl=st.booleans())
+def test_restore_when_snapshot_then_tail_then_same_hash_as_full_fold(tmp_path_factory, recs, cut, pnl):
     path = tmp_path_factory.mktemp("snap") / "book.snap"
     cut = min(cut, len(recs))
-    full = BookFold()
+    full = BookFold(pnl=pnl)
     full.apply(recs)
-    first = BookFold(capacity=1)
+    first = BookFold(capacity=1, pnl=pnl)
     first.apply(recs[:cut])
     first.snapshot(path)
-    second = BookFold()
+    second = BookFold(pnl=pnl)
     second.restore(path)
     assert second.applied_seq == cut
     assert second.state_hash() == first.state_hash()
@@ -73,6 +73,14 @@ def test_restore_when_registry_shape_differs_then_error_names_shape(tmp_path):
     bigger = Registry((Instrument("X", 9, Decimal("0.01"), Decimal(1)),), {"a": 1}, {"v": 1})
     with pytest.raises(SnapshotError, match="shape"):
         BookFold(bigger).restore(path)
+
+
+@pytest.mark.parametrize("pnl", [True, False])
+def test_restore_when_snapshot_pnl_differs_then_error_names_pnl(tmp_path, pnl):
+    path = tmp_path / "book.snap"
+    BookFold(pnl=pnl).snapshot(path)
+    with pytest.raises(SnapshotError, match=f"snapshot pnl is {pnl}, this book fold has {not pnl}"):
+        BookFold(pnl=not pnl).restore(path)
 
 
 def test_restore_when_file_is_not_a_snapshot_then_error(tmp_path):

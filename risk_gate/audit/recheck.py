@@ -161,7 +161,7 @@ class _Auditor:
 
     def __init__(self, registry: Registry, config: GateConfig | None) -> None:
         self.registry = registry
-        self.book = Book(registry, capacity=1 << 16)
+        self.book = Book(registry, capacity=1 << 16, pnl=False)  # the gate's Book: no cost basis or PnL
         self.view = BookView.from_book(self.book, registry)
         self.table = LimitTable(config, registry)
         n_accounts = registry.max_account_id + 1

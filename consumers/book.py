@@ -42,16 +42,19 @@ import hashlib
 import numpy as np
 
 from consumers.hashtable import (
-    MAX_ROWS, TRADE_BLOCK_DTYPE, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_rows,
+    MAX_ROWS, TRADE_BLOCK_DTYPE, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_rows, zeros_aligned,
     pair_table_rows, table_capacity, table_shift,
 )
 from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, apply_batch, check_batch
 from consumers.reservation import grown_table
-from oms.states import NEXT
+from oms.states import LIVE_STATES, NEXT
 from sequencer.protocol import RECORD_DTYPE
 from sequencer.registry import Registry, default_registry
 
-__all__ = ["Book", "BookError", "ORDER_DTYPE", "ANOMALY_DTYPE", "TRADE_BLOCK_DTYPE", "STATE_ARRAYS", "registry_shape"]
+__all__ = [
+    "Book", "BookError", "ORDER_DTYPE", "ANOMALY_DTYPE", "TRADE_BLOCK_DTYPE", "STATE_ARRAYS", "registry_shape",
+    "order_leaves",
+]
 
 # Fixed order of the arrays in state hashes and snapshots.
 STATE_ARRAYS = (
@@ -59,6 +62,7 @@ STATE_ARRAYS = (
     "tstate_all", "tstate_acct", "tstate_instr", "orders", "anomalies", "trade_blocks",
 )
 _PNL_ARRAYS = ("cost", "rpnl")
+_LIVE = np.array(sorted(int(st) for st in LIVE_STATES), np.int8)
 _TABLES = {"orders": 0, "anomalies": 1}
 _TRADE_SET_MIN = table_capacity(1024)
 _ROW_GROWTH = 4
@@ -67,6 +71,16 @@ _INDEX_GROWTH = 4
 
 class BookError(ValueError):
     """A batch the Book cannot fold (bad id, kind, side, seq); nothing of it was applied."""
+
+
+def order_leaves(rows: np.ndarray) -> np.ndarray:
+    """Open lots of order rows (``ORDER_DTYPE``): ``qty - cum`` while live, else 0.
+
+    A live order has ``cum < qty`` (the fill that reaches ``qty`` fills it), so the open lots
+    are not stored in the row.
+    """
+    live = np.isin(rows["state"], _LIVE)
+    return np.where(live, rows["qty"] - rows["cum"], 0)
 
 
 def registry_shape(registry: Registry) -> tuple[int, int, int]:
@@ -100,10 +114,8 @@ class Book:
         self.tstate_all = z(1, np.int8)
         self.tstate_acct = z(a, np.int8)
         self.tstate_instr = z(i, np.int8)
-        self.orders = z(max(capacity, 1), ORDER_DTYPE)
-        # The order ids again, dense: the keys the order index compares, and what it is rebuilt
-        # from (a 72-byte stride through the order table reads 9x the bytes).
-        self._ids = z(len(self.orders), np.int64)
+        # Line-aligned, so that each 64-byte row is one cache line.
+        self.orders = zeros_aligned(max(capacity, 1), ORDER_DTYPE)
         self.anomalies = z(max(capacity, 1), ANOMALY_DTYPE)
         # [n_orders, n_anomalies, n_trades, applied_seq, trade-set blocks]; an array so the kernel updates it.
         self.counts = z(5, np.int64)
@@ -159,7 +171,7 @@ class Book:
         apply_batch(
             records, self.pos, self.vpos, self.cost, self.rpnl, self.open_buy, self.open_sell,
             self.open_orders, self.ref_px, self.ref_ts, self.tstate_all, self.tstate_acct,
-            self.tstate_instr, self.orders, self._ids, self._ord_table, self._ord_shift,
+            self.tstate_instr, self.orders, self._keys, self._ord_table, self._ord_shift,
             self._tr_table, self._tr_shift, self.anomalies,
             self.counts, NEXT,
         )
@@ -174,8 +186,6 @@ class Book:
                 # 4x: np.zeros pages (and reserved address space) are only faulted in when
                 # written, so the slack costs address space, not memory.
                 self._grow(name, int(self.counts[_TABLES[name]]), want)
-        if len(self._ids) < len(self.orders):
-            self._grow("_ids", self.n_orders, len(self.orders))
         ord_cap = len(self._ord_table)
         if 2 * need[0] > ord_cap:
             # 4x: a rebuild reinserts every order and faults in a whole fresh table (random
@@ -192,8 +202,10 @@ class Book:
 
     def _set_room(self) -> None:
         """Cache the counts up to which :meth:`_reserve` would grow nothing: (orders, anomalies,
-        trade-set blocks), each the largest ``count + batch's worst case`` that fits."""
-        orders = min(len(self.orders), len(self._ids), len(self._ord_table) // 2, MAX_ROWS)
+        trade-set blocks), each the largest ``count + batch's worst case`` that fits; and the
+        order index's keys, a view of the (maybe new) order table."""
+        self._keys = self.orders["order_id"]
+        orders = min(len(self.orders), len(self._ord_table) // 2, MAX_ROWS)
         self._room = (orders, len(self.anomalies), len(self._tr_table) // 8)
 
     def _grow(self, name: str, used: int, want: int) -> None:
@@ -207,7 +219,7 @@ class Book:
 
     def _build_order_index(self, cap: int) -> None:
         self._ord_shift = table_shift(cap)
-        self._ord_table = build_id_table(self._ids[: self.n_orders], cap, self._ord_shift)
+        self._ord_table = build_id_table(self.orders["order_id"][: self.n_orders], cap, self._ord_shift)
 
     def _load_trade_set(self, rows: np.ndarray) -> None:
         """Make the trade-id set exactly ``rows`` (``TRADE_BLOCK_DTYPE``, as :attr:`trade_blocks` gives)."""
@@ -220,7 +232,7 @@ class Book:
         """Row of ``order_id`` in ``orders`` or ``-1`` if the Book has not seen it."""
         if order_id <= 0:
             return -1
-        return int(id_find(self._ord_table, self._ord_shift, order_id, self._ids))
+        return int(id_find(self._ord_table, self._ord_shift, order_id, self._keys))
 
     def has_trade(self, venue: int, trade_id: int) -> bool:
         """Whether a fill with this (venue, trade id) has been applied."""
@@ -281,14 +293,13 @@ class Book:
         for name in self.state_names:
             arr = arrays[name]
             if name in _TABLES:
-                table = np.zeros(max(len(arr), 1024), arr.dtype)
+                table = zeros_aligned(max(len(arr), 1024), arr.dtype)
                 table[: len(arr)] = arr
                 setattr(self, name, table)
                 self.counts[_TABLES[name]] = len(arr)
             elif name != "trade_blocks":
                 getattr(self, name)[...] = arr
         self.counts[3] = applied_seq
-        self._ids = self.orders["order_id"].copy()
         self._build_order_index(table_capacity(self.n_orders))
         self._load_trade_set(arrays["trade_blocks"])
         self._set_room()

@@ -9,8 +9,9 @@ cache line.
 Two tables exist:
 
 * order index: slot ``h`` is ``table[h]`` = the order's row in the order table + 1 (uint32,
-  ``0`` = empty); the key is not stored, probes compare ``keys[row]`` (the Book's dense copy
-  of the order ids; consecutive orders share its lines). Four bytes a slot keep the table
+  ``0`` = empty); the key is not stored, probes compare ``keys[row]`` (the Book passes the
+  ``order_id`` column of its order table, so the key is on the row's one cache line, which
+  the caller reads next anyway). Four bytes a slot keep the table
   a quarter of a key/value pair table: fewer cache lines per lookup, and fewer pages to
   fault in when the table grows. Ids are hashed in groups of ``1 << ID_GROUP_BITS`` (16)
   consecutive ids: the group is Fibonacci-hashed to a block of 16 adjacent slots (one
@@ -19,7 +20,7 @@ Two tables exist:
   usual case) share a line instead of each costing a miss, and their rows are adjacent, so a
   probe past a neighbour's slot reads a key already in cache; blocks are still spread
   uniformly (no primary clustering as with an identity hash), and the rotation keeps ids in
-  strides of 16 from all starting at one offset. Growing rebuilds the table from the dense
+  strides of 16 from all starting at one offset. Growing rebuilds the table from the
   ids in row order: a sequential read, one random line write per group.
 * venue trade-id set: members are pairs (venue, trade id), stored as bitmaps of 64
   consecutive trade ids. Slot ``h`` is ``table[4h]`` = ``trade_id >> 6`` (the block),

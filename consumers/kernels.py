@@ -42,12 +42,15 @@ __all__ = [
 ORDER_DTYPE = np.dtype(
     [
         ("order_id", "<i8"), ("seq", "<i8"), ("qty", "<i8"), ("price", "<i8"), ("cum", "<i8"),
-        ("leaves", "<i8"), ("notional", "<i8"), ("account", "<i4"), ("instrument", "<i4"),
-        ("venue", "<i4"), ("side", "i1"), ("state", "i1"), ("flags", "i1"),
+        ("notional", "<i8"), ("account", "<i4"), ("instrument", "<i4"), ("venue", "<i4"),
+        ("side", "i1"), ("state", "i1"), ("flags", "i1"),
     ],
     align=True,
 )
-"""One row per order: ``cum`` filled lots, ``leaves`` open lots, ``notional`` sum of fill price x qty."""
+"""One 64-byte row per order (one cache line in the line-aligned table): ``cum`` filled lots,
+``notional`` sum of fill price x qty. The open lots (leaves) are not stored: ``qty - cum``
+while the order is live (a fill reaching ``qty`` ends it), else 0 (``consumers.book.order_leaves``)."""
+assert ORDER_DTYPE.itemsize == 64
 
 ANOMALY_DTYPE = np.dtype(
     [("seq", "<i8"), ("order_id", "<i8"), ("detail", "<i8"), ("code", "<i4"), ("kind", "<i2"), ("state", "i1")],
@@ -178,15 +181,15 @@ PF_ROW = 8
 @njit(cache=True)
 def apply_batch(
     recs, pos, vpos, cost, rpnl, open_buy, open_sell, open_orders, ref_px, ref_ts,
-    tstate_all, tstate_acct, tstate_instr, orders, order_ids, ord_table, ord_shift,
+    tstate_all, tstate_acct, tstate_instr, orders, order_keys, ord_table, ord_shift,
     tr_table, tr_shift, anomalies, counts, nxt,
 ):
     """Fold ``recs`` into the Book arrays.
 
     ``counts`` = [n_orders, n_anomalies, fills applied (trade ids in the set), applied_seq,
     trade-set blocks used];
-    ``order_ids[:n_orders]`` holds ``orders["order_id"]`` again, densely: the keys the order
-    index compares (the kernel appends to both). ``cost`` and ``rpnl`` are both None for a
+    ``order_keys`` is ``orders["order_id"]`` (a strided view): the keys the order index
+    compares, on the row a lookup reads anyway. ``cost`` and ``rpnl`` are both None for a
     Book without cost basis and realized PnL: numba compiles that variant apart (the
     ``is None`` tests are resolved at compile time) without the average-cost arithmetic.
 
@@ -213,8 +216,7 @@ def apply_batch(
         if r + PF_ROW < n:
             ahead = np.int64(ord_table[id_slot(recs[_u(r + PF_ROW)].order_id, ord_shift)])
             if ahead != 0:
-                prefetch_item(order_ids, _u(ahead - 1))
-                prefetch_span(orders, _u(ahead - 1))
+                prefetch_item(orders, _u(ahead - 1))
         rec = recs[r]
         kind = rec.kind
         seq = rec.seq
@@ -229,7 +231,7 @@ def apply_batch(
             n_tr += 1
             q = rec.qty
             px = rec.price
-            row = id_find(ord_table, ord_shift, oid, order_ids)
+            row = id_find(ord_table, ord_shift, oid, order_keys)
             if row < 0:
                 a, v, i, side = _u(rec.account), _u(rec.venue), _u(rec.instrument), rec.side
             else:
@@ -249,7 +251,7 @@ def apply_batch(
                 n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_FILL, oid, tid, kind, 0)
                 continue
             st = o.state
-            leaves = o.leaves
+            leaves = o.qty - o.cum  # the open lots while live; only used when st is live
             o.cum += q
             o.notional += px * q
             nx = nxt[_u(st), E_FULL if o.cum >= o.qty else E_PART]
@@ -265,7 +267,6 @@ def apply_batch(
                 n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, code, oid, q, kind, st)
                 continue
             take = min(q, leaves)
-            o.leaves = leaves - take
             if side == 1:
                 open_buy[a, i] -= take
             else:
@@ -276,11 +277,10 @@ def apply_batch(
             if nx == S_FILLED:
                 open_orders[a] -= 1
         elif kind == K_NEW or kind == K_REFUSED:
-            # The key must be written before any later probe compares it.
-            if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_ids):
+            # The key (o.order_id, below) is written before any later probe compares it.
+            if not id_insert_new(ord_table, ord_shift, oid, n_ord, order_keys):
                 n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_DUP_ORDER, oid, 0, kind, 0)
                 continue
-            order_ids[_u(n_ord)] = oid
             o = orders[_u(n_ord)]
             n_ord += 1
             a = rec.account
@@ -296,7 +296,6 @@ def apply_batch(
             o.side = rec.side
             if kind == K_NEW:
                 o.state = S_PENDING
-                o.leaves = q
                 if rec.side == 1:
                     open_buy[a, i] += q
                 else:
@@ -305,7 +304,7 @@ def apply_batch(
             else:
                 o.state = S_REFUSED
         elif kind == K_ACK or kind == K_CANCEL or kind == K_REJECT:
-            row = id_find(ord_table, ord_shift, oid, order_ids)
+            row = id_find(ord_table, ord_shift, oid, order_keys)
             if row < 0:
                 n_an = _anomaly(anomalies[_u(n_an)], n_an, seq, A_UNKNOWN_EVENT, oid, 0, kind, 0)
                 continue
@@ -329,11 +328,11 @@ def apply_batch(
             else:
                 a = _u(o.account)
                 i = _u(o.instrument)
+                leaves = o.qty - o.cum  # live (nx >= 0 only from a live state)
                 if o.side == 1:
-                    open_buy[a, i] -= o.leaves
+                    open_buy[a, i] -= leaves
                 else:
-                    open_sell[a, i] -= o.leaves
-                o.leaves = 0
+                    open_sell[a, i] -= leaves
                 open_orders[a] -= 1
             o.state = nx
         elif kind == K_RESET:

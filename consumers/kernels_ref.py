@@ -13,7 +13,7 @@ import numpy as np
 
 from consumers.hashtable import TRADE_BLOCK_DTYPE
 from consumers.kernels import ANOMALY_DTYPE, ORDER_DTYPE
-from oms.states import ORDER_ACKED, TRANSITIONS, OrderEvent, OrderState, TradingState
+from oms.states import LIVE_STATES, ORDER_ACKED, TRANSITIONS, OrderEvent, OrderState, TradingState
 from sequencer.codes import Anomaly
 from sequencer.protocol import Kind
 
@@ -25,6 +25,11 @@ _FILL_ANOMALY = {
     OrderState.REJECTED: Anomaly.FILL_AFTER_REJECT,
     OrderState.FILLED: Anomaly.OVERFILL,
 }
+
+
+def _leaves(o: dict[str, int]) -> int:
+    """Open lots of an order row: what is left of ``qty`` while live, else nothing."""
+    return o["qty"] - o["cum"] if OrderState(o["state"]) in LIVE_STATES else 0
 
 
 class RefBook:
@@ -118,8 +123,7 @@ class RefBook:
         a, i, q, side = int(rec["account"]), int(rec["instrument"]), int(rec["qty"]), int(rec["side"])
         self.index[oid] = len(self.order_rows)
         self.order_rows.append(
-            dict(order_id=oid, seq=int(rec["seq"]), qty=q, price=int(rec["price"]), cum=0, leaves=q if live else 0,
-                 notional=0, account=a, instrument=i, venue=int(rec["venue"]), side=side,
+            dict(order_id=oid, seq=int(rec["seq"]), qty=q, price=int(rec["price"]), cum=0, notional=0, account=a, instrument=i, venue=int(rec["venue"]), side=side,
                  state=int(OrderState.PENDING_NEW if live else OrderState.REFUSED), flags=0)
         )
         if live:
@@ -149,8 +153,7 @@ class RefBook:
         if event == OrderEvent.ACK:
             o["flags"] |= ORDER_ACKED
         else:
-            (self.open_buy if o["side"] == 1 else self.open_sell)[o["account"], o["instrument"]] -= o["leaves"]
-            o["leaves"] = 0
+            (self.open_buy if o["side"] == 1 else self.open_sell)[o["account"], o["instrument"]] -= _leaves(o)
             self.open_orders[o["account"]] -= 1
         o["state"] = int(nxt)
 
@@ -168,7 +171,7 @@ class RefBook:
         o = self.order_rows[self.index[oid]]
         self._move(o["account"], o["venue"], o["instrument"], q if o["side"] == 1 else -q, px)
         state = OrderState(o["state"])
-        leaves = o["leaves"]
+        leaves = _leaves(o)
         o["cum"] += q
         o["notional"] += px * q
         event = OrderEvent.FILL_FULL if o["cum"] >= o["qty"] else OrderEvent.FILL_PARTIAL
@@ -177,7 +180,6 @@ class RefBook:
             self._note(rec, _FILL_ANOMALY.get(state, Anomaly.INVALID_TRANSITION), oid, detail=q, state=state)
             return
         take = min(q, leaves)
-        o["leaves"] = leaves - take
         (self.open_buy if o["side"] == 1 else self.open_sell)[o["account"], o["instrument"]] -= take
         if q > leaves:
             self._note(rec, Anomaly.OVERFILL, oid, detail=q - leaves, state=state)

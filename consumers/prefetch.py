@@ -2,7 +2,7 @@
 
 ``prefetch_item(arr, idx)`` emits ``llvm.prefetch`` (read, keep in all cache levels) for the
 cache line holding the first byte of ``arr[idx]``; ``prefetch_span(arr, idx)`` also the line
-of its last byte, for items that straddle two lines (a 72-byte order row always does).
+of its last byte, for items that straddle two lines (a 128-byte record always does).
 Both compile to one or two ``prefetcht0`` instructions: no load, no branch, no fault (an x86
 prefetch of any address is harmless), so they never change what a kernel computes. They
 exist because the Book fold waits on dependent cache misses (index slot -> order row) that

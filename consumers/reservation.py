@@ -24,6 +24,8 @@ import mmap
 
 import numpy as np
 
+from consumers.hashtable import zeros_aligned
+
 __all__ = ["RESERVE_FROM_BYTES", "RESERVE_BYTES", "reserve", "grown_table"]
 
 RESERVE_FROM_BYTES = 4 << 20
@@ -59,7 +61,7 @@ def grown_table(table: np.ndarray, used: int, want: int, growth: int, space: np.
     array); while the new capacity fits in it the result is a longer view of it (nothing is
     copied). Otherwise the rows are copied, as bytes (numpy copies structured rows field by
     field, ~5x slower than memcpy), into a new reservation if the table is now large, else
-    into ``np.zeros``.
+    into a page-aligned ``np.zeros``.
     """
     cap = max(want, growth * len(table))
     if space is not None and cap <= len(space):
@@ -67,7 +69,8 @@ def grown_table(table: np.ndarray, used: int, want: int, growth: int, space: np.
     new_space = None
     if cap * table.dtype.itemsize >= RESERVE_FROM_BYTES:
         new_space = reserve(max(cap, RESERVE_BYTES // table.dtype.itemsize), table.dtype)
-    grown = new_space[:cap] if new_space is not None else np.zeros(cap, table.dtype)
+    # Page-aligned either way: a row never straddles more cache lines than its size needs.
+    grown = new_space[:cap] if new_space is not None else zeros_aligned(cap, table.dtype)
     nbytes = used * table.dtype.itemsize
     grown.view(np.uint8)[:nbytes] = table.view(np.uint8)[:nbytes]
     return grown, new_space

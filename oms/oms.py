@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from consumers.book import order_leaves
 from consumers.fold import BookFold
 from oms.states import LIVE_STATES, STATE_NAMES, TRADING_STATE_NAMES
 from sequencer.codes import Anomaly
@@ -145,7 +146,7 @@ class Oms(BookFold):
             state=STATE_NAMES[int(row["state"])],
             qty=qty(int(row["qty"])),
             cum_qty=qty(int(row["cum"])),
-            leaves_qty=qty(int(row["leaves"])),
+            leaves_qty=qty(int(order_leaves(row))),
             avg_price=avg,
             price=px(int(row["price"])),
             seq=int(row["seq"]),

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.book import STATE_ARRAYS, Book, BookError
+from consumers.book import STATE_ARRAYS, Book, BookError, order_leaves
 from consumers.kernels_ref import RefBook
 from consumers.money import muldiv_floor
 from sequencer.protocol import RECORD_DTYPE, Kind
@@ -96,13 +96,15 @@ def assert_invariants(book: Book) -> None:
     np.testing.assert_array_equal(book.pos, book.vpos.sum(axis=1))
     orders = book.live_orders()
     live = np.isin(orders["state"], [1, 2, 3])
-    assert (orders["leaves"][~live] == 0).all()
+    leaves = order_leaves(orders)
+    assert (leaves[~live] == 0).all()
+    assert (orders["cum"][live] < orders["qty"][live]).all()
     for a in range(book.shape[0]):
         assert book.open_orders[a] == np.count_nonzero(live & (orders["account"] == a))
     buy = np.zeros_like(book.open_buy)
     sell = np.zeros_like(book.open_sell)
-    for o in orders[live]:
-        (buy if o["side"] == 1 else sell)[o["account"], o["instrument"]] += o["leaves"]
+    for o, left in zip(orders[live], leaves[live]):
+        (buy if o["side"] == 1 else sell)[o["account"], o["instrument"]] += left
     np.testing.assert_array_equal(buy, book.open_buy)
     np.testing.assert_array_equal(sell, book.open_sell)
 

@@ -14,20 +14,20 @@ from hypothesis import strategies as st
 from numba import njit
 from numba.core.errors import TypingError
 
-from consumers.kernels import ORDER_DTYPE
+from sequencer.protocol import RECORD_DTYPE
 from consumers.prefetch import prefetch_item, prefetch_span
 
 
 @njit
-def _sum_prefetching(ids, orders, ahead):
-    """sum(ids) + sum(orders.qty), prefetching ``ahead`` items ahead (indexes wrap, as a hash would)."""
+def _sum_prefetching(ids, recs, ahead):
+    """sum(ids) + sum(recs.qty), prefetching ``ahead`` items ahead (indexes wrap, as a hash would)."""
     s = 0
     n = len(ids)
     for r in range(n):
         j = (r + ahead) % n
         prefetch_item(ids, j)
-        prefetch_span(orders, j)
-        s += ids[r] + orders[r].qty
+        prefetch_span(recs, j)
+        s += ids[r] + recs[r].qty
     return s
 
 
@@ -35,18 +35,18 @@ def _sum_prefetching(ids, orders, ahead):
 @given(values=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=200), ahead=st.integers(0, 300))
 def test_prefetch_when_used_in_a_loop_then_result_unchanged(values, ahead):
     ids = np.array(values, dtype=np.int64)
-    orders = np.zeros(len(ids), ORDER_DTYPE)
-    orders["qty"] = ids[::-1]
-    assert _sum_prefetching(ids, orders, ahead) == int(ids.sum()) * 2
+    recs = np.zeros(len(ids), RECORD_DTYPE)
+    recs["qty"] = ids[::-1]
+    assert _sum_prefetching(ids, recs, ahead) == int(ids.sum()) * 2
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="checks x86 assembly")
 def test_prefetch_span_when_item_straddles_lines_then_first_and_last_byte_prefetched():
     ids = np.arange(4, dtype=np.int64)
-    _sum_prefetching(ids, np.zeros(4, ORDER_DTYPE), 1)
+    _sum_prefetching(ids, np.zeros(4, RECORD_DTYPE), 1)
     asm = _sum_prefetching.inspect_asm(_sum_prefetching.signatures[0])
     prefetches = [line.split()[1] for line in asm.splitlines() if line.strip().startswith("prefetcht0")]
-    assert any(p.startswith("71(") for p in prefetches), prefetches  # last byte of a 72-byte row
+    assert any(p.startswith("127(") for p in prefetches), prefetches  # last byte of a 128-byte record
     assert len(prefetches) >= 3
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +40,7 @@ def test_grown_table_when_small_then_copied_into_zeros():
 
 
 def test_grown_table_when_large_then_prefix_view_of_reservation_and_later_growth_copies_nothing():
-    with mock.patch.object(reservation, "RESERVE_FROM_BYTES", 1), mock.patch.object(reservation, "RESERVE_BYTES", 72 * 1000):
+    with mock.patch.object(reservation, "RESERVE_FROM_BYTES", 1), mock.patch.object(reservation, "RESERVE_BYTES", ORDER_DTYPE.itemsize * 1000):
         table = _rows(10)
         first, space = grown_table(table, 10, 11, 4, None)
         assert space is not None and len(space) == 1000 and len(first) == 40
@@ -65,7 +66,7 @@ def test_grown_table_when_system_refuses_mapping_then_copied_into_zeros():
 @given(recs=events(), cuts=st.lists(st.integers(0, 60), max_size=6), reserve_rows=st.sampled_from([2, 5, 64]))
 def test_apply_when_tables_live_in_small_reservations_then_kernel_equals_reference(recs, cuts, reserve_rows):
     """Every growth goes through a reservation (some outgrown, so copied to a new one): same state as the reference."""
-    with mock.patch.object(reservation, "RESERVE_FROM_BYTES", 1), mock.patch.object(reservation, "RESERVE_BYTES", 72 * reserve_rows):
+    with mock.patch.object(reservation, "RESERVE_FROM_BYTES", 1), mock.patch.object(reservation, "RESERVE_BYTES", ORDER_DTYPE.itemsize * reserve_rows):
         book = Book(shape=SHAPE, capacity=1)
         fold_like_reference(book, recs, cuts)
         for name, space in book._space.items():
@@ -73,7 +74,7 @@ def test_apply_when_tables_live_in_small_reservations_then_kernel_equals_referen
 
 
 def _sizes(book: Book) -> tuple[int, ...]:
-    return tuple(len(getattr(book, n)) for n in ("orders", "_ids", "anomalies", "_ord_table", "_tr_table"))
+    return tuple(len(getattr(book, n)) for n in ("orders", "anomalies", "_ord_table", "_tr_table"))
 
 
 @settings(max_examples=200, deadline=None)
@@ -92,3 +93,15 @@ def test_room_when_batch_fits_then_reserve_grows_nothing_and_otherwise_something
     before = _sizes(book)
     book._reserve(n_new, n_fill, n_events)
     assert (_sizes(book) == before) == fits
+
+
+@pytest.mark.parametrize("reserve_from", [1, 1 << 40])
+def test_grow_when_order_table_grows_then_every_row_is_one_cache_line(reserve_from):
+    """Small (np.zeros) and reserved order tables alike start on a line boundary, so a 64-byte row never straddles two."""
+    assert ORDER_DTYPE.itemsize == 64
+    with mock.patch.object(reservation, "RESERVE_FROM_BYTES", reserve_from):
+        book = Book(shape=SHAPE, capacity=3)
+        assert book.orders.ctypes.data % 64 == 0
+        for _ in range(3):
+            book._grow("orders", book.n_orders, 4 * len(book.orders))
+            assert book.orders.ctypes.data % 64 == 0

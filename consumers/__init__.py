@@ -4,7 +4,7 @@
 are the fold interface and the shared Book the OMS and the gate both fold.
 """
 
-from consumers.book import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_BLOCK_DTYPE, Book, BookError
+from consumers.book import ANOMALY_DTYPE, ORDER_DTYPE, TRADE_BLOCK_DTYPE, Book, BookError, order_leaves
 from consumers.fold import BookFold, Fold
 from consumers.hwm import HwmFile, HwmTracker
 from consumers.snapshot import SnapshotError
@@ -25,4 +25,5 @@ __all__ = [
     "Splicer",
     "Subscriber",
     "TRADE_BLOCK_DTYPE",
+    "order_leaves",
 ]

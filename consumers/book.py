@@ -42,8 +42,8 @@ import hashlib
 import numpy as np
 
 from consumers.hashtable import (
-    MAX_ROWS, TRADE_BLOCK_DTYPE, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_rows, zeros_aligned,
-    pair_table_rows, table_capacity, table_shift,
+    MAX_ROWS, TRADE_BLOCK_DTYPE, build_id_table, grow_pair_table, id_find, pair_find, pair_table_from_rows,
+    pair_table_rows, table_capacity, table_shift, zeros_aligned,
 )
 from consumers.kernels import ANOMALY_DTYPE, BATCH_ERRORS, ORDER_DTYPE, apply_batch, check_batch
 from consumers.reservation import grown_table
@@ -225,7 +225,8 @@ class Book:
         """Make the trade-id set exactly ``rows`` (``TRADE_BLOCK_DTYPE``, as :attr:`trade_blocks` gives)."""
         self._tr_table, self._tr_shift = pair_table_from_rows(rows, _TRADE_SET_MIN)
         self.counts[4] = len(rows)
-        self.counts[2] = int(np.bitwise_count(rows["bits"]).sum())
+        # Set bits = fills applied (np.bitwise_count needs numpy 2; pyproject allows 1.26).
+        self.counts[2] = int(np.unpackbits(np.ascontiguousarray(rows["bits"]).view(np.uint8)).sum())
 
     # -- queries -----------------------------------------------------------------------
     def order_slot(self, order_id: int) -> int:

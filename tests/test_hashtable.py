@@ -186,6 +186,6 @@ def test_apply_when_fills_reuse_trade_ids_out_of_order_then_each_pair_applied_on
     assert_same_state(book, ref)
     distinct = {(int(v), int(t)) for v, t in zip(recs["venue"], recs["aux1"])}
     assert book.pos[1, 1] == len(distinct)
-    assert book.n_trades == len(distinct) == int(np.bitwise_count(book.trade_blocks["bits"]).sum())
+    assert book.n_trades == len(distinct) == int(np.unpackbits(np.ascontiguousarray(book.trade_blocks["bits"]).view(np.uint8)).sum())
     for venue, tid in distinct:
         assert book.has_trade(venue, tid)

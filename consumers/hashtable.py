@@ -225,19 +225,23 @@ def build_id_table(ids: np.ndarray, capacity: int, shift: int) -> np.ndarray:
 def grow_pair_table(old: np.ndarray, capacity: int, shift: int) -> np.ndarray:
     """The same set with ``capacity`` slots: re-places every used block of ``old``."""
     table = np.zeros(4 * capacity, dtype=np.int64)
-    mask = capacity - 1
     for s in range(len(old) // 4):
         tag = old[4 * s + 1]
-        if tag == 0:
-            continue
-        block = old[4 * s]
-        h = _block_slot(tag - 1, block, shift)
-        while table[4 * h + 1] != 0:
-            h = (h + 1) & mask
-        table[4 * h] = block
-        table[4 * h + 1] = tag
-        table[4 * h + 2] = old[4 * s + 2]
+        if tag != 0:
+            _place(table, shift, tag - 1, old[4 * s], old[4 * s + 2])
     return table
+
+
+@njit(cache=True, inline="always")
+def _place(table: np.ndarray, shift: int, venue: int, block: int, bits: int) -> None:
+    """Put a block known to be absent into the first free slot of its probe sequence."""
+    mask = len(table) // 4 - 1
+    h = _block_slot(venue, block, shift)
+    while table[4 * h + 1] != 0:
+        h = (h + 1) & mask
+    table[4 * h] = block
+    table[4 * h + 1] = venue + 1
+    table[4 * h + 2] = bits
 
 
 @njit(cache=True)
@@ -284,14 +288,8 @@ def pair_table_rows(table: np.ndarray, n_blocks: int) -> np.ndarray:
 
 @njit(cache=True)
 def _place_blocks(table: np.ndarray, shift: int, venues: np.ndarray, blocks: np.ndarray, bits: np.ndarray) -> None:
-    mask = len(table) // 4 - 1
     for r in range(len(blocks)):
-        h = _block_slot(venues[r], blocks[r], shift)
-        while table[4 * h + 1] != 0:
-            h = (h + 1) & mask
-        table[4 * h] = blocks[r]
-        table[4 * h + 1] = venues[r] + 1
-        table[4 * h + 2] = bits[r]
+        _place(table, shift, venues[r], blocks[r], bits[r])
 
 
 def pair_table_from_rows(rows: np.ndarray, min_capacity: int) -> tuple[np.ndarray, int]:

@@ -92,7 +92,8 @@ class BookFold(Fold):
     """
 
     FOLD_TYPE = "book"
-    # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log.
+    # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log;
+    # 64-byte order rows without ``leaves``; ``pnl`` in the snapshot meta.
     STATE_VERSION = 2
 
     def __init__(self, registry: Registry | None = None, *, capacity: int = 1024, pnl: bool = True) -> None:

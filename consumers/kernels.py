@@ -150,15 +150,13 @@ def _anomaly(row, n, seq, code, order_id, detail, kind, state):
 
 @njit(cache=True)
 def _reset(pos, vpos, cost, ref_px, a, v, i, new_qty, px):
-    if cost is None:
-        pos[a, i] += new_qty - vpos[a, v, i]
-        vpos[a, v, i] = new_qty
-        return
     old_p = pos[a, i]
-    old_c = cost[a, i]
     p = old_p + new_qty - vpos[a, v, i]
     vpos[a, v, i] = new_qty
     pos[a, i] = p
+    if cost is None:
+        return
+    old_c = cost[a, i]
     if p == 0:
         cost[a, i] = 0
     elif px > 0:

@@ -123,7 +123,8 @@ class RefBook:
         a, i, q, side = int(rec["account"]), int(rec["instrument"]), int(rec["qty"]), int(rec["side"])
         self.index[oid] = len(self.order_rows)
         self.order_rows.append(
-            dict(order_id=oid, seq=int(rec["seq"]), qty=q, price=int(rec["price"]), cum=0, notional=0, account=a, instrument=i, venue=int(rec["venue"]), side=side,
+            dict(order_id=oid, seq=int(rec["seq"]), qty=q, price=int(rec["price"]), cum=0, notional=0,
+                 account=a, instrument=i, venue=int(rec["venue"]), side=side,
                  state=int(OrderState.PENDING_NEW if live else OrderState.REFUSED), flags=0)
         )
         if live:

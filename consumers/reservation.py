@@ -1,4 +1,4 @@
-"""Address-space reservations for the Book's growing tables (orders, ids, anomalies).
+"""Address-space reservations for the Book's growing tables (orders, anomalies).
 
 A table that only grows (the Book never removes rows) would be copied into a new, larger
 array each time it outgrows its capacity: the live rows read again, written again, and the

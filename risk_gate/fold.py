@@ -32,7 +32,8 @@ class GateFold(BookFold):
     set of order ids seen on the stream."""
 
     FOLD_TYPE = "gate"
-    # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log.
+    # 2: the trade-id set is kept as sorted 64-id blocks (``trade_blocks``), no trade log;
+    # 64-byte order rows without ``leaves``; ``pnl`` in the snapshot meta.
     STATE_VERSION = 2
 
     def __init__(self, registry: Registry | None = None, table: LimitTable | None = None, *, capacity: int = 1024) -> None:
